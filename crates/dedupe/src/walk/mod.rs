@@ -1,0 +1,327 @@
+//! The streaming walker: parallel directory scanners that hand batches of
+//! [`FileEntry`] values to a consumer while the walk is still going on.
+//!
+//! ```text
+//!  roots ──▶ injector ──▶ scanner 1 ─┐ (local LIFO deques,
+//!                        scanner 2 ─┼─  work stealing)   bounded channel
+//!                        scanner N ─┘ ──── batches ────▶ [cap = buffer/batch] ──▶ Walk (Iterator)
+//! ```
+//!
+//! Why this shape:
+//! * Directory listing is system-call bound, so several OS threads list
+//!   directories at once. Each keeps its own stack of directories to visit
+//!   (depth first, so the frontier stays small) and steals the shallowest
+//!   directory of a busy peer when it runs dry.
+//! * Files leave in batches over one bounded channel. Batching makes the
+//!   channel cost per file negligible; the bound
+//!   (`discovery_buffer_size / batch_size` batches) is the backpressure that
+//!   keeps memory flat: when the consumer is slower than the disk, the
+//!   scanners wait instead of queueing the whole tree.
+//! * A regular file costs one `fstatat` relative to its open directory;
+//!   directories and symlinks are typed by the listing itself and never
+//!   stat'ed. FIFOs, sockets and devices are skipped without a system call.
+//! * Errors are items too ([`WalkEvent::Error`]); nothing per-entry stops
+//!   the walk.
+//!
+//! Dropping a [`Walk`] stops the scanners and joins them.
+
+mod scanner;
+
+#[cfg(feature = "async")]
+mod stream;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use crate::config::{Config, ConfigError, StreamingConfig};
+use crate::entry::{EntryError, ErrorKind, FileEntry};
+use crate::progress::ProgressTracker;
+
+pub(crate) use filter::Filter;
+mod filter;
+
+/// What a walk yields.
+#[derive(Debug)]
+pub enum WalkEvent {
+    /// Files found, in discovery order within each directory.
+    Batch(Vec<FileEntry>),
+    /// An entry that could not be read. The walk goes on.
+    Error(EntryError),
+}
+
+/// A setup problem that stops a walk before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A root path cannot be examined (it does not exist, say).
+    #[error("{}: {source}", path.display())]
+    Root {
+        /// The root as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A scanner thread could not be started.
+    #[error("cannot start scanner thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Final (or running) counts of a walk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Directories listed.
+    pub dirs: u64,
+    /// Files reported to the consumer.
+    pub files: u64,
+    /// Total size of the files reported.
+    pub bytes: u64,
+    /// Errors, indexed like [`ErrorKind::ALL`].
+    pub errors: [u64; ErrorKind::ALL.len()],
+    /// Time since the walk started.
+    pub elapsed: Duration,
+}
+
+impl WalkStats {
+    /// Total errors of every kind.
+    pub fn total_errors(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Errors of one kind.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind.index()]
+    }
+}
+
+/// Shared atomic counters behind [`WalkStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    dirs: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl Counters {
+    fn snapshot(&self, elapsed: Duration) -> WalkStats {
+        WalkStats {
+            dirs: self.dirs.load(Ordering::Relaxed),
+            files: self.files.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            errors: std::array::from_fn(|i| self.errors[i].load(Ordering::Relaxed)),
+            elapsed,
+        }
+    }
+}
+
+/// The seed's `StreamingWalker`: holds the configuration; each call to
+/// [`StreamingWalker::walk`] starts an independent walk.
+pub struct StreamingWalker {
+    config: Arc<Config>,
+    streaming: StreamingConfig,
+    progress: Arc<dyn ProgressTracker>,
+}
+
+impl StreamingWalker {
+    /// A walker for `config`, reporting to `progress`, tuned by `streaming`
+    /// (`None`: [`StreamingConfig::default`]).
+    pub fn new(
+        config: Arc<Config>,
+        progress: Arc<dyn ProgressTracker>,
+        streaming: Option<StreamingConfig>,
+    ) -> StreamingWalker {
+        StreamingWalker {
+            config,
+            streaming: streaming.unwrap_or_default(),
+            progress,
+        }
+    }
+
+    /// The walk configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The streaming configuration.
+    pub fn streaming_config(&self) -> &StreamingConfig {
+        &self.streaming
+    }
+
+    /// Starts walking `roots` and returns at once. Iterate the returned
+    /// [`Walk`] to receive batches as they are found.
+    ///
+    /// Fails before starting if a configuration value is invalid or a root
+    /// does not exist; roots that exist but cannot be listed are reported
+    /// as [`WalkEvent::Error`] like any other directory.
+    pub fn walk<P: AsRef<Path>>(&self, roots: &[P]) -> Result<Walk, WalkError> {
+        self.streaming.validate()?;
+        let filter = Filter::new(&self.config)?;
+        if roots.is_empty() {
+            return Err(ConfigError::NoPaths.into());
+        }
+        let mut root_list = Vec::with_capacity(roots.len());
+        for r in roots {
+            let path = r.as_ref();
+            // Roots are followed even when they are symlinks, as `find -H`
+            // does: the user named them.
+            let st = rustix::fs::stat(path).map_err(|e| WalkError::Root {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })?;
+            root_list.push((path.to_path_buf(), st));
+        }
+
+        let sc = &self.streaming;
+        let (tx, rx) = crossbeam_channel::bounded(sc.channel_batches());
+        let workers: Vec<Worker<scanner::Job>> = (0..sc.scanner_workers)
+            .map(|_| Worker::new_lifo())
+            .collect();
+        let shared = Arc::new(scanner::Shared {
+            injector: Injector::new(),
+            stealers: workers.iter().map(Worker::stealer).collect::<Vec<Stealer<_>>>(),
+            pending: AtomicUsize::new(0),
+            quit: AtomicBool::new(false),
+            filter,
+            config: Arc::clone(&self.config),
+            batch_size: sc.batch_size,
+            batch_timeout: sc.batch_timeout,
+            counters: Counters::default(),
+            progress: Arc::clone(&self.progress),
+            visited: Mutex::new(Default::default()),
+        });
+
+        // Roots that are files go straight out; directories become jobs.
+        // They are handed out by the iterator itself: sending them on the
+        // channel now could block, as nobody is receiving yet.
+        let mut root_files = Vec::new();
+        let mut root_errors = Vec::new();
+        for (path, st) in root_list {
+            scanner::seed_root(&shared, path, &st, &mut root_files, &mut root_errors);
+        }
+        let mut initial: VecDeque<WalkEvent> = root_errors.into_iter().map(WalkEvent::Error).collect();
+        if !root_files.is_empty() {
+            initial.push_front(WalkEvent::Batch(root_files));
+        }
+
+        let mut threads = Vec::with_capacity(workers.len());
+        for (i, local) in workers.into_iter().enumerate() {
+            let mine = Arc::clone(&shared);
+            let tx: Sender<WalkEvent> = tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("dedupe-scan-{i}"))
+                .spawn(move || scanner::run(&mine, local, &tx));
+            match handle {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    shared.quit.store(true, Ordering::Relaxed);
+                    drop(rx);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(WalkError::Thread(e));
+                }
+            }
+        }
+        drop(tx);
+        Ok(Walk {
+            initial,
+            rx: Some(rx),
+            threads,
+            shared,
+            started: Instant::now(),
+            finished: false,
+        })
+    }
+}
+
+/// A walk in progress. Iterate it for [`WalkEvent`]s; it ends when every
+/// directory has been listed. Dropping it early stops the scanners.
+pub struct Walk {
+    initial: VecDeque<WalkEvent>,
+    rx: Option<Receiver<WalkEvent>>,
+    threads: Vec<JoinHandle<()>>,
+    shared: Arc<scanner::Shared>,
+    started: Instant,
+    finished: bool,
+}
+
+impl Walk {
+    /// Counts so far (final once the iterator has returned `None`).
+    pub fn stats(&self) -> WalkStats {
+        self.shared.counters.snapshot(self.started.elapsed())
+    }
+
+    /// Asks the scanners to stop soon; the iterator then ends.
+    pub fn stop(&self) {
+        self.shared.quit.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that can stop this walk from another thread (a Ctrl-C
+    /// handler, say).
+    pub fn stopper(&self) -> Stopper {
+        Stopper(Arc::clone(&self.shared))
+    }
+
+    /// The receiving end, for callers that want to `select!` on it.
+    pub fn receiver(&self) -> &Receiver<WalkEvent> {
+        self.rx.as_ref().expect("receiver is present until drop")
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+            self.shared.progress.scan_finished();
+        }
+    }
+}
+
+/// Stops a [`Walk`] from anywhere.
+#[derive(Clone)]
+pub struct Stopper(Arc<scanner::Shared>);
+
+impl Stopper {
+    /// Asks the scanners to stop soon.
+    pub fn stop(&self) {
+        self.0.quit.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Iterator for Walk {
+    type Item = WalkEvent;
+
+    fn next(&mut self) -> Option<WalkEvent> {
+        if let Some(ev) = self.initial.pop_front() {
+            return Some(ev);
+        }
+        let rx = self.rx.as_ref()?;
+        match rx.recv() {
+            Ok(ev) => Some(ev),
+            Err(_) => {
+                self.finish();
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        self.shared.quit.store(true, Ordering::Relaxed);
+        // Dropping the receiver makes blocked senders fail and exit.
+        self.rx = None;
+        self.finish();
+    }
+}

@@ -1,0 +1,245 @@
+//! The command line as parsed, kept close to the flags (ripgrep's
+//! "low args"). [`WalkArgs::to_config`] turns it into library values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dedupe::{Config, Filters, StreamingConfig};
+
+/// Find duplicate files in very large directory trees, streaming.
+///
+/// `dedupe <PATHS>...` finds groups of byte-identical files. Files flow
+/// into the duplicate pipeline while the walk is still running, and memory
+/// stays bounded however large the tree is.
+#[derive(Parser, Debug)]
+#[command(name = "dedupe", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub find: FindArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Find groups of duplicate files (what `dedupe <PATHS>` does).
+    Find(FindArgs),
+    /// List every matching regular file as soon as it is found.
+    Scan(ScanArgs),
+    /// Generate a deterministic test tree with duplicates and traps.
+    Gen(GenArgs),
+}
+
+/// Walk options shared by every command that walks.
+#[derive(Args, Debug, Clone)]
+pub struct WalkArgs {
+    /// Smallest file size to consider (e.g. 1, 4K, 10MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// Largest file size to consider.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Do not report files deeper than this (a root's children are at depth 1).
+    #[arg(long, short = 'd', value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Only files whose name (or path, if the glob has a '/') matches; repeatable.
+    #[arg(long = "include", short = 'i', value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip files and directories whose name (or path, if the glob has a '/') matches; repeatable.
+    #[arg(long = "exclude", short = 'x', value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Only files with these extensions (comma-separated or repeated; case-insensitive).
+    #[arg(long = "ext", short = 'e', value_name = "EXT", value_delimiter = ',')]
+    pub ext: Vec<String>,
+    /// Skip files with these extensions.
+    #[arg(long = "exclude-ext", value_name = "EXT", value_delimiter = ',')]
+    pub exclude_ext: Vec<String>,
+    /// Only media files: video, audio, image and subtitle extensions.
+    #[arg(long)]
+    pub media: bool,
+    /// Skip hidden files and directories (names starting with '.').
+    #[arg(long)]
+    pub no_hidden: bool,
+    /// Do not cross into other file systems.
+    #[arg(long, short = 'X')]
+    pub one_file_system: bool,
+    /// Follow symbolic links (a directory reached twice is entered once).
+    #[arg(long, short = 'L')]
+    pub follow_links: bool,
+    /// Worker threads per stage (0: one per CPU).
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Use the high-throughput walker preset (2 scanners per CPU, 50K buffer, 200-file batches).
+    #[arg(long)]
+    pub parallel_scan: bool,
+    /// Directory scanner threads (overrides the preset).
+    #[arg(long, value_name = "N")]
+    pub scan_workers: Option<usize>,
+    /// Files per batch handed from the walker to the pipeline.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Files the walker may hold in flight.
+    #[arg(long, value_name = "N")]
+    pub buffer_size: Option<usize>,
+    /// Hand over a partial batch after this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub batch_timeout_ms: Option<u64>,
+    /// Live progress bars on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// List every error, and more statistics.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Print a final summary on stderr.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e} (try 1, 4K, 10MiB, 1.5G)"))
+}
+
+impl WalkArgs {
+    /// The library configuration; `default_min` is the command's own
+    /// default smallest size.
+    pub fn to_config(&self, default_min: u64) -> Config {
+        Config {
+            max_depth: self.max_depth,
+            min_file_size: self.min_size.unwrap_or(default_min),
+            max_file_size: self.max_size,
+            threads_per_stage: self.threads.unwrap_or(0),
+            follow_links: self.follow_links,
+            one_file_system: self.one_file_system,
+            include_hidden: !self.no_hidden,
+            filters: Filters {
+                include_globs: self.include.clone(),
+                exclude_globs: self.exclude.clone(),
+                extensions: self.ext.clone(),
+                exclude_extensions: self.exclude_ext.clone(),
+                media: self.media,
+            },
+        }
+    }
+
+    /// The walker tuning: a preset, then explicit overrides.
+    pub fn to_streaming(&self) -> StreamingConfig {
+        let mut sc = if self.parallel_scan {
+            StreamingConfig::high_throughput_config()
+        } else {
+            StreamingConfig::simple_config()
+        };
+        if let Some(t) = self.threads.filter(|&t| t > 0) {
+            sc.scanner_workers = if self.parallel_scan { t * 2 } else { t };
+        }
+        if let Some(n) = self.scan_workers {
+            sc.scanner_workers = n;
+        }
+        if let Some(n) = self.batch_size {
+            sc.batch_size = n;
+            sc.discovery_buffer_size = sc.discovery_buffer_size.max(n);
+        }
+        if let Some(n) = self.buffer_size {
+            sc.discovery_buffer_size = n;
+        }
+        if let Some(ms) = self.batch_timeout_ms {
+            sc.batch_timeout = Duration::from_millis(ms);
+        }
+        sc
+    }
+}
+
+/// `dedupe scan`.
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files and directories to scan.
+    #[arg(required = true, value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    /// End each path with NUL instead of a newline.
+    #[arg(long, short = '0')]
+    pub print0: bool,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Paths)]
+    pub format: ScanFormat,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFormat {
+    /// One path per line.
+    Paths,
+    /// One JSON object per file: path, size, dev, inode, nlink, mtime.
+    Jsonl,
+}
+
+/// `dedupe find` and `dedupe <PATHS>`.
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// Files and directories to search for duplicates.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    /// Streaming mode: process files while the walk goes on (the default).
+    #[arg(long, overrides_with = "no_streaming")]
+    pub streaming: bool,
+    /// Traditional mode: walk everything first, then process.
+    #[arg(long)]
+    pub no_streaming: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+/// `dedupe gen`.
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Directory to create the tree in.
+    pub dir: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 10_000)]
+    pub files: u64,
+    /// Number of directories (nested, eight per level).
+    #[arg(long, default_value_t = 500)]
+    pub dirs: u64,
+    /// Fraction of files that are exact copies of an earlier file.
+    #[arg(long, default_value_t = 0.2)]
+    pub dup_ratio: f64,
+    /// Fraction of files with an earlier file's size and one differing byte.
+    #[arg(long, default_value_t = 0.05)]
+    pub near_ratio: f64,
+    /// Seed: same arguments, same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Smallest file size.
+    #[arg(long, default_value = "0", value_parser = parse_size)]
+    pub min_size: u64,
+    /// Largest file size.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub max_size: u64,
+    /// Size distribution.
+    #[arg(long, value_enum, default_value_t = SizeDistArg::Uniform)]
+    pub sizes: SizeDistArg,
+    /// Median size for the log-normal distribution.
+    #[arg(long, default_value = "16KiB", value_parser = parse_size)]
+    pub median: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeDistArg {
+    /// Uniform between --min-size and --max-size.
+    Uniform,
+    /// Log-normal around --median, clamped to the range.
+    Lognormal,
+}

@@ -1,0 +1,165 @@
+//! Live progress bars on stderr: one for scanning, one for processing
+//! (seed 000's "separate progress bars"). The library reports counts
+//! through `ProgressTracker`; this module only draws them.
+//!
+//! Counts land in atomics; a ticker thread redraws ten times a second, so
+//! the walker's hot path never formats a string or takes a terminal lock.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dedupe::report::human_bytes;
+use dedupe::{EntryError, ProgressTracker};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Default)]
+struct Counts {
+    dirs: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    scan_done: AtomicBool,
+    cand_files: AtomicU64,
+    cand_bytes: AtomicU64,
+    hashed: AtomicU64,
+    settled_files: AtomicU64,
+    settled_bytes: AtomicU64,
+}
+
+/// The two bars and the thread that redraws them.
+pub struct Bars {
+    multi: MultiProgress,
+    scan: ProgressBar,
+    process: Option<ProgressBar>,
+    counts: Counts,
+    started: Instant,
+    stop: AtomicBool,
+    ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Bars {
+    /// Starts drawing; `processing` adds the second bar.
+    pub fn start(processing: bool) -> Arc<Bars> {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let scan = multi.add(ProgressBar::new_spinner());
+        scan.set_style(
+            ProgressStyle::with_template("{spinner:.green} scanning   {msg}")
+                .expect("static template"),
+        );
+        let process = processing.then(|| {
+            let pb = multi.add(ProgressBar::new(0));
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} processing [{bar:30.cyan/blue}] {pos}/{len} candidates  {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            pb
+        });
+        let bars = Arc::new(Bars {
+            multi,
+            scan,
+            process,
+            counts: Counts::default(),
+            started: Instant::now(),
+            stop: AtomicBool::new(false),
+            ticker: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&bars);
+        let handle = std::thread::Builder::new()
+            .name("dedupe-progress".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(100));
+                match weak.upgrade() {
+                    Some(b) if !b.stop.load(Relaxed) => b.redraw(),
+                    _ => break,
+                }
+            })
+            .ok();
+        *bars.ticker.lock().unwrap_or_else(|p| p.into_inner()) = handle;
+        bars
+    }
+
+    fn redraw(&self) {
+        let c = &self.counts;
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let files = c.files.load(Relaxed);
+        let done = if c.scan_done.load(Relaxed) { " (done)" } else { "" };
+        self.scan.set_message(format!(
+            "{files} files, {} dirs, {}, {:.0} files/s, {} errors{done}",
+            c.dirs.load(Relaxed),
+            human_bytes(c.bytes.load(Relaxed)),
+            files as f64 / secs,
+            c.errors.load(Relaxed),
+        ));
+        self.scan.tick();
+        if let Some(pb) = &self.process {
+            pb.set_length(c.cand_files.load(Relaxed));
+            pb.set_position(c.settled_files.load(Relaxed));
+            let hashed = c.hashed.load(Relaxed);
+            let eta = if c.scan_done.load(Relaxed) {
+                // Only once the scan is over is the amount of work known.
+                let left = c.cand_bytes.load(Relaxed).saturating_sub(c.settled_bytes.load(Relaxed));
+                let rate = hashed as f64 / secs;
+                if rate > 0.0 {
+                    format!(", ETA {:.0}s", left as f64 / rate)
+                } else {
+                    String::new()
+                }
+            } else {
+                String::new()
+            };
+            pb.set_message(format!(
+                "{} hashed, {}/s{eta}",
+                human_bytes(hashed),
+                human_bytes((hashed as f64 / secs) as u64)
+            ));
+        }
+    }
+
+    /// Prints a line above the bars.
+    pub fn println(&self, line: &str) {
+        let _ = self.multi.println(line);
+    }
+
+    /// Stops and clears the bars.
+    pub fn finish(&self) {
+        self.stop.store(true, Relaxed);
+        if let Some(h) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.scan.finish_and_clear();
+        if let Some(pb) = &self.process {
+            pb.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}
+
+impl ProgressTracker for Bars {
+    fn dir_scanned(&self, files: u64, bytes: u64) {
+        self.counts.dirs.fetch_add(1, Relaxed);
+        self.counts.files.fetch_add(files, Relaxed);
+        self.counts.bytes.fetch_add(bytes, Relaxed);
+    }
+    fn entry_error(&self, _error: &EntryError) {
+        self.counts.errors.fetch_add(1, Relaxed);
+    }
+    fn scan_finished(&self) {
+        self.counts.scan_done.store(true, Relaxed);
+    }
+    fn candidates_added(&self, files: u64, bytes: u64) {
+        self.counts.cand_files.fetch_add(files, Relaxed);
+        self.counts.cand_bytes.fetch_add(bytes, Relaxed);
+    }
+    fn bytes_hashed(&self, bytes: u64) {
+        self.counts.hashed.fetch_add(bytes, Relaxed);
+    }
+    fn candidates_settled(&self, files: u64, bytes: u64) {
+        self.counts.settled_files.fetch_add(files, Relaxed);
+        self.counts.settled_bytes.fetch_add(bytes, Relaxed);
+    }
+}

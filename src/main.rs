@@ -1,0 +1,70 @@
+//! The `dedupe` command: parse flags, hand them to the library, pick the
+//! exit code. Everything else lives in the `dedupe` library crate.
+
+mod args;
+mod bars;
+mod gen;
+mod scan;
+mod ui;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Ctrl-C: the first press stops the walk and pipeline cleanly; output
+/// already written stays valid.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    fired: Arc<AtomicBool>,
+    stopper: Arc<Mutex<Option<dedupe::Stopper>>>,
+}
+
+impl Interrupt {
+    fn install() -> Interrupt {
+        let me = Interrupt::default();
+        let handler = me.clone();
+        // Without a handler Ctrl-C still kills the process; nothing is lost.
+        let _ = ctrlc::set_handler(move || {
+            handler.fired.store(true, Ordering::SeqCst);
+            if let Some(s) = handler.stopper.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                s.stop();
+            }
+        });
+        me
+    }
+
+    /// Stop this walk when Ctrl-C is pressed.
+    pub fn arm(&self, s: dedupe::Stopper) {
+        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    }
+
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let interrupt = Interrupt::install();
+    let result = match cli.command {
+        Some(Command::Scan(a)) => scan::run(a, &interrupt),
+        Some(Command::Gen(a)) => gen::run(a),
+        Some(Command::Find(a)) => find_stub(a),
+        None => find_stub(cli.find),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("dedupe: {e:#}");
+            ExitCode::from(ui::exit::USAGE)
+        }
+    }
+}
+
+fn find_stub(_a: args::FindArgs) -> anyhow::Result<u8> {
+    anyhow::bail!("find: not built yet")
+}

@@ -1,0 +1,126 @@
+//! `dedupe scan`: every matching regular file, printed as soon as it is
+//! found (seed 002's `scan_directory` / `scan_directory_paths`).
+
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+
+use dedupe::report::{human_bytes, JsonPath};
+use dedupe::{ErrorKind, FileEntry, StreamingWalker, WalkEvent};
+use serde::Serialize;
+
+use crate::args::{ScanArgs, ScanFormat};
+use crate::ui::{self, exit, Ui};
+use crate::Interrupt;
+
+#[derive(Serialize)]
+struct Record<'a> {
+    path: JsonPath<'a>,
+    size: u64,
+    dev: u64,
+    inode: u64,
+    nlink: u64,
+    mtime: i64,
+    mtime_nsec: u32,
+}
+
+fn write_entry(
+    out: &mut impl Write,
+    e: &FileEntry,
+    args: &ScanArgs,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    buf.clear();
+    e.write_path(buf);
+    match args.format {
+        ScanFormat::Paths => {
+            buf.push(if args.print0 { 0 } else { b'\n' });
+            out.write_all(buf)
+        }
+        ScanFormat::Jsonl => {
+            let (mtime, mtime_nsec) = e.mtime_parts();
+            let rec = Record {
+                path: JsonPath(buf),
+                size: e.size,
+                dev: e.id.dev,
+                inode: e.id.ino,
+                nlink: e.nlink,
+                mtime,
+                mtime_nsec,
+            };
+            serde_json::to_writer(&mut *out, &rec)?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
+pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    let ui = Ui::new(args.walk.progress, false, args.walk.verbose);
+    let walker = StreamingWalker::new(
+        Arc::new(args.walk.to_config(0)),
+        ui.tracker(),
+        Some(args.walk.to_streaming()),
+    );
+    let mut walk = match walker.walk(&args.paths) {
+        Ok(w) => w,
+        Err(e) => {
+            ui.finish();
+            eprintln!("dedupe: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    interrupt.arm(walk.stopper());
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut buf = Vec::with_capacity(256);
+    let mut closed = false;
+    for event in walk.by_ref() {
+        match event {
+            WalkEvent::Batch(batch) => {
+                let written = batch
+                    .iter()
+                    .try_for_each(|e| write_entry(&mut out, e, &args, &mut buf))
+                    .and_then(|()| out.flush());
+                if let Err(e) = written {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        ui.finish();
+                        eprintln!("dedupe: cannot write output: {e}");
+                    }
+                    closed = true;
+                    break;
+                }
+            }
+            WalkEvent::Error(e) => ui.entry_error(&e),
+        }
+    }
+    let stats = walk.stats();
+    drop(walk);
+    ui.finish();
+    if closed {
+        // The reader went away (`dedupe scan | head`): not our failure.
+        return Ok(exit::OK);
+    }
+    if interrupt.fired() {
+        return Ok(exit::INTERRUPTED);
+    }
+    let no_extra = [0; ErrorKind::ALL.len()];
+    if args.walk.stats {
+        let secs = stats.elapsed.as_secs_f64().max(1e-9);
+        eprintln!(
+            "scanned {} files ({}) in {} directories in {:.3} s: {:.0} files/s",
+            stats.files,
+            human_bytes(stats.bytes),
+            stats.dirs,
+            secs,
+            stats.files as f64 / secs
+        );
+        eprintln!("errors: {}", ui::errors_by_kind(&stats.errors));
+        if let Some(peak) = dedupe::rss::peak() {
+            eprintln!("peak memory: {}", human_bytes(peak));
+        }
+    }
+    ui::error_note(&ui, args.walk.verbose, &stats, &no_extra);
+    Ok(if ui::serious_errors(&stats.errors) > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,107 @@
+//! What every command shares: progress on or off, messages on stderr that
+//! do not tear the bars, the error summary and the exit code.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker, WalkStats};
+
+use crate::args::ProgressMode;
+use crate::bars::Bars;
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Done, but some entries could not be read.
+    pub const PARTIAL: u8 = 1;
+    /// Bad usage, or a root that does not exist.
+    pub const USAGE: u8 = 2;
+    /// Interrupted (Ctrl-C).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The terminal side of a run.
+pub struct Ui {
+    bars: Option<Arc<Bars>>,
+    verbose: bool,
+}
+
+impl Ui {
+    pub fn new(mode: ProgressMode, processing: bool, verbose: bool) -> Ui {
+        let show = match mode {
+            ProgressMode::Always => true,
+            ProgressMode::Never => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+        };
+        Ui {
+            bars: show.then(|| Bars::start(processing)),
+            verbose,
+        }
+    }
+
+    pub fn tracker(&self) -> Arc<dyn ProgressTracker> {
+        match &self.bars {
+            Some(b) => b.clone(),
+            None => Arc::new(NoProgress),
+        }
+    }
+
+    /// A line on stderr, above the bars if they are drawn.
+    pub fn message(&self, line: &str) {
+        match &self.bars {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// An entry error: listed with `--verbose`, otherwise only counted.
+    pub fn entry_error(&self, e: &EntryError) {
+        if self.verbose {
+            self.message(&format!("dedupe: {e}"));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            b.finish();
+        }
+    }
+}
+
+/// Errors worth an exit code of 1: everything but files that vanished
+/// between listing and reading (nothing was lost; they are just gone).
+pub fn serious_errors(errors: &[u64; ErrorKind::ALL.len()]) -> u64 {
+    ErrorKind::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(k, _)| **k != ErrorKind::Vanished)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// "permission_denied 2, vanished 1", or "none".
+pub fn errors_by_kind(errors: &[u64; ErrorKind::ALL.len()]) -> String {
+    let parts: Vec<String> = ErrorKind::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The closing note when errors were counted but not listed.
+pub fn error_note(ui: &Ui, verbose: bool, stats: &WalkStats, extra: &[u64; ErrorKind::ALL.len()]) {
+    let all: [u64; ErrorKind::ALL.len()] = std::array::from_fn(|i| stats.errors[i] + extra[i]);
+    if serious_errors(&all) > 0 && !verbose {
+        ui.message(&format!(
+            "dedupe: some entries could not be read ({}); --verbose lists them",
+            errors_by_kind(&all)
+        ));
+    }
+}
