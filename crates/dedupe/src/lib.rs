@@ -54,4 +54,6 @@ pub mod walk;
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
 pub use progress::{NoProgress, ProgressTracker};
+#[cfg(feature = "async")]
+pub use walk::StreamError;
 pub use walk::{Stopper, StreamingWalker, Walk, WalkError, WalkEvent, WalkStats};

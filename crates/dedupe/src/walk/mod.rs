@@ -29,6 +29,8 @@ mod scanner;
 
 #[cfg(feature = "async")]
 mod stream;
+#[cfg(feature = "async")]
+pub use stream::StreamError;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -242,7 +242,8 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
                 if config.one_file_system && st.st_dev != job.root_dev {
                     return;
                 }
-                if config.follow_links && dir.depth() > 0 && !shared.first_visit(&st) {
+                // Roots and followed links were recorded when queued.
+                if config.follow_links && !job.follow && !shared.first_visit(&st) {
                     return;
                 }
             }

@@ -1,0 +1,8 @@
+//! The integration tests: the library walker, `dedupe scan`, `dedupe gen`
+//! and duplicate finding, each against brute-force references on trees
+//! with traps.
+
+mod gen;
+mod scan;
+mod util;
+mod walk;

@@ -1,0 +1,171 @@
+//! Helpers: temp trees with awkward names and special files, running the
+//! `dedupe` binary with a watchdog, and brute-force references.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temporary tree that anyone may read (so tests can run the binary as
+/// an unprivileged user).
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+pub fn p(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Tree { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: impl AsRef<[u8]>) -> PathBuf {
+        self.root().join(p(rel.as_ref()))
+    }
+
+    /// Writes a file, creating its directories.
+    pub fn file(&self, rel: impl AsRef<[u8]>, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[allow(dead_code)]
+    pub fn dir(&self, rel: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    pub fn hardlink(&self, existing: impl AsRef<[u8]>, new: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(new);
+        fs::hard_link(self.path(existing), &path).unwrap();
+        path
+    }
+
+    pub fn symlink(&self, target: impl AsRef<Path>, new: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(new);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        path
+    }
+
+    pub fn fifo(&self, rel: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// Every regular file below `root`, by a plain recursive std walk that
+/// follows no symlinks: the reference the walker must agree with.
+pub fn reference_files(root: &Path) -> BTreeSet<Vec<u8>> {
+    fn rec(dir: &Path, out: &mut BTreeSet<Vec<u8>>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                rec(&e.path(), out);
+            } else if ft.is_file() {
+                out.insert(e.path().as_os_str().as_bytes().to_vec());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    rec(root, &mut out);
+    out
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dedupe"))
+}
+
+/// Runs a command to the end, failing the test if it takes more than a
+/// minute (a FIFO opened by mistake would hang forever).
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn dedupe");
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || read_all(out));
+    let t_err = std::thread::spawn(move || read_all(err));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("dedupe did not finish within 60 s: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+fn read_all(mut r: impl std::io::Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
+}
+
+/// Splits NUL-terminated records (an empty record stays, as a group
+/// separator).
+pub fn split0(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let body = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Wraps `cmd` to run as user `nobody` when the tests run as root (root
+/// reads everything, so an unreadable directory would not be one).
+/// Returns None when that is impossible here.
+pub fn unprivileged(cmd: Command) -> Option<Command> {
+    if !rustix::process::geteuid().is_root() {
+        return Some(cmd);
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let mut wrapped = Command::new(setpriv);
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    Some(wrapped)
+}

@@ -1,0 +1,299 @@
+//! The library walker against a plain recursive reference.
+
+use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dedupe::gen::{generate, GenSpec};
+use dedupe::{
+    Config, ConfigError, EntryKind, ErrorKind, FileEntry, Filters, NoProgress, StreamingConfig,
+    StreamingWalker, WalkError, WalkEvent, WalkStats,
+};
+
+use crate::util::{reference_files, Tree};
+
+fn walk_all(
+    config: Config,
+    sc: StreamingConfig,
+    roots: &[&std::path::Path],
+) -> (Vec<FileEntry>, Vec<dedupe::EntryError>, WalkStats) {
+    let walker = StreamingWalker::new(Arc::new(config), Arc::new(NoProgress), Some(sc));
+    let mut walk = walker.walk(roots).unwrap();
+    let (mut files, mut errors) = (Vec::new(), Vec::new());
+    for ev in walk.by_ref() {
+        match ev {
+            WalkEvent::Batch(b) => {
+                assert!(!b.is_empty(), "empty batches are never sent");
+                files.extend(b)
+            }
+            WalkEvent::Error(e) => errors.push(e),
+        }
+    }
+    let stats = walk.stats();
+    (files, errors, stats)
+}
+
+fn paths(files: &[FileEntry]) -> BTreeSet<Vec<u8>> {
+    files
+        .iter()
+        .map(|f| f.path().as_os_str().as_bytes().to_vec())
+        .collect()
+}
+
+fn configs() -> Vec<StreamingConfig> {
+    vec![
+        StreamingConfig {
+            scanner_workers: 1,
+            discovery_buffer_size: 1,
+            batch_size: 1,
+            batch_timeout: Duration::from_millis(1),
+        },
+        StreamingConfig::simple_config(),
+        StreamingConfig::high_throughput_config(),
+        StreamingConfig {
+            scanner_workers: 7,
+            discovery_buffer_size: 21,
+            batch_size: 3,
+            batch_timeout: Duration::from_secs(60),
+        },
+    ]
+}
+
+#[test]
+fn every_strategy_finds_exactly_the_reference_files() {
+    let tree = Tree::new();
+    let spec = GenSpec {
+        files: 3_000,
+        dirs: 150,
+        seed: 11,
+        max_size: 2_000,
+        ..GenSpec::default()
+    };
+    generate(tree.root(), &spec).unwrap();
+    let expected = reference_files(tree.root());
+    assert_eq!(expected.len(), 3_000);
+    for sc in configs() {
+        let (files, errors, stats) = walk_all(Config::default(), sc.clone(), &[tree.root()]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(files.len(), 3_000, "no file twice ({sc:?})");
+        assert_eq!(paths(&files), expected, "{sc:?}");
+        assert_eq!(stats.files, 3_000);
+        assert_eq!(stats.dirs, 150);
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        assert_eq!(stats.bytes, total);
+        for f in files.iter().take(50) {
+            let md = std::fs::metadata(f.path()).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((f.size, f.id.ino, f.id.dev, f.nlink), (md.len(), md.ino(), md.dev(), md.nlink()));
+            assert_eq!(f.mtime(), md.modified().unwrap());
+        }
+    }
+}
+
+#[test]
+fn awkward_names_and_special_files() {
+    let t = Tree::new();
+    t.file("with space/a b.jpg", "x");
+    t.file(b"new\nline/na\nme", "y");
+    t.file(b"bad\xffutf8/\xfe\xfd.bin", "z");
+    t.file("empty", "");
+    t.file(".hidden/.dotfile", "h");
+    t.fifo("pipe");
+    t.symlink("empty", "link-to-file");
+    t.symlink(t.path("with space"), "link-to-dir");
+    let (files, errors, _) = walk_all(Config::default(), StreamingConfig::default(), &[t.root()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(paths(&files), reference_files(t.root()));
+    assert_eq!(files.len(), 5, "FIFO and symlinks are not listed");
+    // Hidden entries can be skipped.
+    let cfg = Config {
+        include_hidden: false,
+        ..Config::default()
+    };
+    let (files, _, _) = walk_all(cfg, StreamingConfig::default(), &[t.root()]);
+    assert_eq!(files.len(), 4);
+}
+
+#[test]
+fn hard_links_carry_one_file_id() {
+    let t = Tree::new();
+    t.file("a", "same inode");
+    t.hardlink("a", "b");
+    let (files, _, _) = walk_all(Config::default(), StreamingConfig::default(), &[t.root()]);
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].id, files[1].id);
+    assert!(files.iter().all(|f| f.nlink == 2));
+}
+
+#[test]
+fn symlink_loops_end_and_list_each_file_once() {
+    let t = Tree::new();
+    t.file("d/x/file", "1");
+    t.symlink(t.path("d"), "d/x/up"); // a loop back to an ancestor
+    t.symlink("self", "self"); // a link to itself
+    t.symlink(t.path("d/x"), "alias"); // a second way into d/x
+    t.symlink(t.path("d/x/file"), "d/filelink");
+    let (files, _, _) = walk_all(Config::default(), StreamingConfig::default(), &[t.root()]);
+    assert_eq!(files.len(), 1, "symlinks not followed by default");
+    let follow = Config {
+        follow_links: true,
+        ..Config::default()
+    };
+    for sc in configs() {
+        let (files, errors, stats) = walk_all(follow.clone(), sc, &[t.root()]);
+        let regular: Vec<_> = files.iter().filter(|f| f.kind == EntryKind::File).collect();
+        assert_eq!(regular.len(), 1, "{:?}", paths(&files));
+        assert_eq!(files.iter().filter(|f| f.kind == EntryKind::SymlinkToFile).count(), 1);
+        assert_eq!(stats.errors_of(ErrorKind::Loop), 1, "the self link: {errors:?}");
+    }
+}
+
+#[test]
+fn filters_apply_before_the_consumer() {
+    let t = Tree::new();
+    t.file("a/movie.MKV", vec![0; 100]);
+    t.file("a/notes.txt", vec![0; 100]);
+    t.file("a/small.jpg", vec![0; 10]);
+    t.file("a/b/deep.jpg", vec![0; 100]);
+    t.file("cache/c.jpg", vec![0; 100]);
+    t.file("a/sub.srt", vec![0; 5000]);
+    let names = |cfg: Config| -> BTreeSet<String> {
+        let (files, _, _) = walk_all(cfg, StreamingConfig::default(), &[t.root()]);
+        files
+            .iter()
+            .map(|f| f.name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let media = Config {
+        filters: Filters {
+            media: true,
+            ..Filters::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(names(media.clone()).len(), 5, "all but notes.txt");
+    let sized = Config {
+        min_file_size: 50,
+        max_file_size: Some(1000),
+        ..media.clone()
+    };
+    assert_eq!(
+        names(sized),
+        ["movie.MKV", "deep.jpg", "c.jpg"].map(String::from).into()
+    );
+    let shallow = Config {
+        max_depth: Some(2),
+        filters: Filters {
+            exclude_globs: vec!["cache".into()],
+            exclude_extensions: vec!["srt".into()],
+            ..Filters::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(
+        names(shallow),
+        ["movie.MKV", "notes.txt", "small.jpg"].map(String::from).into()
+    );
+    let globbed = Config {
+        filters: Filters {
+            include_globs: vec!["**/b/*.jpg".into(), "*.txt".into()],
+            ..Filters::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(
+        names(globbed),
+        ["deep.jpg", "notes.txt"].map(String::from).into()
+    );
+}
+
+#[test]
+fn roots_may_be_files_and_bad_setup_is_a_typed_error() {
+    let t = Tree::new();
+    let f = t.file("one.jpg", "1");
+    let fifo = t.fifo("pipe");
+    let (files, errors, _) =
+        walk_all(Config::default(), StreamingConfig::default(), &[&f, &fifo]);
+    assert_eq!(paths(&files), [f.as_os_str().as_bytes().to_vec()].into());
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].kind, ErrorKind::NotRegular);
+
+    let walker = StreamingWalker::new(Arc::new(Config::default()), Arc::new(NoProgress), None);
+    let missing = t.path("missing");
+    assert!(matches!(walker.walk(&[&missing]), Err(WalkError::Root { .. })));
+    let none: [&std::path::Path; 0] = [];
+    assert!(matches!(
+        walker.walk(&none),
+        Err(WalkError::Config(ConfigError::NoPaths))
+    ));
+    let bad = StreamingWalker::new(
+        Arc::new(Config::default()),
+        Arc::new(NoProgress),
+        Some(StreamingConfig {
+            batch_size: 0,
+            ..StreamingConfig::default()
+        }),
+    );
+    assert!(matches!(bad.walk(&[t.root()]), Err(WalkError::Config(ConfigError::BatchSize))));
+}
+
+#[test]
+fn dropping_a_walk_early_stops_it() {
+    let t = Tree::new();
+    generate(
+        t.root(),
+        &GenSpec {
+            files: 5_000,
+            dirs: 200,
+            max_size: 1,
+            ..GenSpec::default()
+        },
+    )
+    .unwrap();
+    let tiny = StreamingConfig {
+        scanner_workers: 4,
+        discovery_buffer_size: 10,
+        batch_size: 10,
+        batch_timeout: Duration::from_millis(5),
+    };
+    let walker = StreamingWalker::new(Arc::new(Config::default()), Arc::new(NoProgress), Some(tiny));
+    let mut walk = walker.walk(&[t.root()]).unwrap();
+    let first = walk.next();
+    assert!(matches!(first, Some(WalkEvent::Batch(_))));
+    let stats = walk.stats();
+    drop(walk); // must return: scanners blocked on the full channel are released
+    assert!(stats.files < 5_000, "backpressure held the scanners back: {stats:?}");
+}
+
+#[test]
+fn files_vanishing_during_the_walk_are_not_fatal() {
+    let t = Tree::new();
+    for d in 0..40 {
+        for f in 0..50 {
+            t.file(format!("d{d}/f{f}"), "x");
+        }
+    }
+    let root = t.root().to_path_buf();
+    let remover = std::thread::spawn(move || {
+        for d in (0..40).rev() {
+            let _ = std::fs::remove_dir_all(root.join(format!("d{d}")));
+        }
+    });
+    let (files, errors, stats) = walk_all(
+        Config::default(),
+        StreamingConfig {
+            scanner_workers: 2,
+            discovery_buffer_size: 4,
+            batch_size: 2,
+            batch_timeout: Duration::from_millis(1),
+        },
+        &[t.root()],
+    );
+    remover.join().unwrap();
+    assert!(files.len() <= 2_000);
+    for e in &errors {
+        assert_eq!(e.kind, ErrorKind::Vanished, "{e}");
+    }
+    assert_eq!(stats.total_errors(), errors.len() as u64);
+}
