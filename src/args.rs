@@ -198,8 +198,47 @@ pub struct FindArgs {
     /// Traditional mode: walk everything first, then process.
     #[arg(long)]
     pub no_streaming: bool,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = FindFormat::Text)]
+    pub format: FindFormat,
+    /// NUL-terminated paths (with text or fdupes), an empty record between groups.
+    #[arg(long, short = '0')]
+    pub print0: bool,
+    /// Full-content hash.
+    #[arg(long, value_enum, default_value_t = HashArg::Xxh3)]
+    pub hash: HashArg,
+    /// Compare files byte by byte before reporting them as duplicates.
+    #[arg(long)]
+    pub verify: bool,
+    /// Treat hard links to one inode as duplicates of each other.
+    #[arg(long, short = 'H')]
+    pub hard_links: bool,
     #[command(flatten)]
     pub walk: WalkArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindFormat {
+    /// For people: totals, then groups largest first.
+    Text,
+    /// fdupes-compatible: paths, a blank line between groups.
+    Fdupes,
+    /// One JSON document at the end.
+    Json,
+    /// JSON Lines, one object per group as soon as it is confirmed.
+    Jsonl,
+    /// CSV: group,size,hash,path.
+    Csv,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashArg {
+    /// xxh3-128 (fast, the default).
+    Xxh3,
+    /// BLAKE3 (cryptographic).
+    Blake3,
+    /// SHA-256 (cryptographic, matches sha256sum).
+    Sha256,
 }
 
 /// `dedupe gen`.

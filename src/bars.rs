@@ -87,7 +87,11 @@ impl Bars {
         let c = &self.counts;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let files = c.files.load(Relaxed);
-        let done = if c.scan_done.load(Relaxed) { " (done)" } else { "" };
+        let done = if c.scan_done.load(Relaxed) {
+            " (done)"
+        } else {
+            ""
+        };
         self.scan.set_message(format!(
             "{files} files, {} dirs, {}, {:.0} files/s, {} errors{done}",
             c.dirs.load(Relaxed),
@@ -102,7 +106,10 @@ impl Bars {
             let hashed = c.hashed.load(Relaxed);
             let eta = if c.scan_done.load(Relaxed) {
                 // Only once the scan is over is the amount of work known.
-                let left = c.cand_bytes.load(Relaxed).saturating_sub(c.settled_bytes.load(Relaxed));
+                let left = c
+                    .cand_bytes
+                    .load(Relaxed)
+                    .saturating_sub(c.settled_bytes.load(Relaxed));
                 let rate = hashed as f64 / secs;
                 if rate > 0.0 {
                     format!(", ETA {:.0}s", left as f64 / rate)

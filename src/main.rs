@@ -3,6 +3,7 @@
 
 mod args;
 mod bars;
+mod find;
 mod gen;
 mod scan;
 mod ui;
@@ -15,12 +16,15 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
+/// What Ctrl-C runs: stops the current walk or search.
+type StopFn = Box<dyn Fn() + Send>;
+
 /// Ctrl-C: the first press stops the walk and pipeline cleanly; output
 /// already written stays valid.
 #[derive(Clone, Default)]
 pub struct Interrupt {
     fired: Arc<AtomicBool>,
-    stopper: Arc<Mutex<Option<dedupe::Stopper>>>,
+    stopper: Arc<Mutex<Option<StopFn>>>,
 }
 
 impl Interrupt {
@@ -30,16 +34,21 @@ impl Interrupt {
         // Without a handler Ctrl-C still kills the process; nothing is lost.
         let _ = ctrlc::set_handler(move || {
             handler.fired.store(true, Ordering::SeqCst);
-            if let Some(s) = handler.stopper.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                s.stop();
+            if let Some(stop) = handler
+                .stopper
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                stop();
             }
         });
         me
     }
 
-    /// Stop this walk when Ctrl-C is pressed.
-    pub fn arm(&self, s: dedupe::Stopper) {
-        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    /// Run `stop` when Ctrl-C is pressed.
+    pub fn arm(&self, stop: impl Fn() + Send + 'static) {
+        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(stop));
     }
 
     pub fn fired(&self) -> bool {
@@ -53,8 +62,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Scan(a)) => scan::run(a, &interrupt),
         Some(Command::Gen(a)) => gen::run(a),
-        Some(Command::Find(a)) => find_stub(a),
-        None => find_stub(cli.find),
+        Some(Command::Find(a)) => find::run(a, &interrupt),
+        None => find::run(cli.find, &interrupt),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -63,8 +72,4 @@ fn main() -> ExitCode {
             ExitCode::from(ui::exit::USAGE)
         }
     }
-}
-
-fn find_stub(_a: args::FindArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("find: not built yet")
 }

@@ -68,7 +68,8 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    interrupt.arm(walk.stopper());
+    let stopper = walk.stopper();
+    interrupt.arm(move || stopper.stop());
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut buf = Vec::with_capacity(256);
     let mut closed = false;

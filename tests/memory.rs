@@ -89,7 +89,10 @@ fn scan_memory_is_bounded_and_flat_from_20k_to_100k_files() {
             b.samples
         );
         assert_eq!((a.files, b.files), (20_000, 100_000));
-        assert!(a.samples >= 20 && b.samples >= 100, "sampled every 1,000 files");
+        assert!(
+            a.samples >= 20 && b.samples >= 100,
+            "sampled every 1,000 files"
+        );
         assert!(b.peak < PEAK_LIMIT, "peak {} bytes over the limit", b.peak);
         // The walker may hold `discovery_buffer_size` files in flight. A
         // 20k-file tree cannot fill the high-throughput preset's 50K

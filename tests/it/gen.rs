@@ -8,9 +8,16 @@ fn gen_is_deterministic_and_counts_match() {
     let b = Tree::new();
     for t in [&a, &b] {
         let mut cmd = bin();
-        cmd.arg("gen")
-            .arg(t.root())
-            .args(["--files", "500", "--dirs", "30", "--seed", "9", "--max-size", "8K"]);
+        cmd.arg("gen").arg(t.root()).args([
+            "--files",
+            "500",
+            "--dirs",
+            "30",
+            "--seed",
+            "9",
+            "--max-size",
+            "8K",
+        ]);
         let out = run(cmd);
         assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
     }

@@ -29,7 +29,10 @@ fn print0_lists_exactly_the_regular_files() {
     let got: BTreeSet<Vec<u8>> = split0(&out.stdout).into_iter().collect();
     assert_eq!(got.len(), split0(&out.stdout).len(), "no path twice");
     assert_eq!(got, reference_files(t.root()));
-    assert!(got.iter().any(|p| p.ends_with(b"empty")), "empty files are listed");
+    assert!(
+        got.iter().any(|p| p.ends_with(b"empty")),
+        "empty files are listed"
+    );
 }
 
 #[test]
@@ -100,22 +103,36 @@ fn unreadable_directories_are_counted_and_exit_1() {
     t.file("open/a.jpg", "a");
     let locked = t.file("locked/b.jpg", "b");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(locked.parent().unwrap(), std::fs::Permissions::from_mode(0o000))
-        .unwrap();
+    std::fs::set_permissions(
+        locked.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     let mut cmd = bin();
     cmd.args(["scan", "--stats", "--verbose"]).arg(t.root());
     let Some(cmd) = unprivileged(cmd) else {
         panic!("cannot drop privileges to test an unreadable directory (no setpriv)");
     };
     let out = run(cmd);
-    std::fs::set_permissions(locked.parent().unwrap(), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        locked.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
-    let listed = split0(&out.stdout.iter().map(|&b| if b == b'\n' { 0 } else { b }).collect::<Vec<_>>());
+    let listed = split0(
+        &out.stdout
+            .iter()
+            .map(|&b| if b == b'\n' { 0 } else { b })
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(listed.len(), 1);
     assert!(listed[0].ends_with(b"open/a.jpg"));
     let err = stderr(&out);
-    assert!(err.contains("locked") && err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("locked") && err.contains("Permission denied"),
+        "{err}"
+    );
     assert!(err.contains("permission_denied 1"), "{err}");
 }
 
@@ -127,16 +144,29 @@ fn stats_and_filters_from_the_command_line() {
     t.file("c.jpg", vec![1; 10]);
     t.file("d/e.flac", vec![1; 4096]);
     let mut cmd = bin();
-    cmd.args(["scan", "--media", "--min-size", "1K", "--stats", "--parallel-scan"])
-        .arg(t.root());
+    cmd.args([
+        "scan",
+        "--media",
+        "--min-size",
+        "1K",
+        "--stats",
+        "--parallel-scan",
+    ])
+    .arg(t.root());
     let out = run(cmd);
     assert_eq!(code(&out), 0);
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    let mut names: Vec<&str> = text.lines().map(|l| l.rsplit('/').next().unwrap()).collect();
+    let mut names: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["a.mkv", "e.flac"]);
     let err = stderr(&out);
-    assert!(err.contains("scanned 2 files (6.0 KiB) in 2 directories"), "{err}");
+    assert!(
+        err.contains("scanned 2 files (6.0 KiB) in 2 directories"),
+        "{err}"
+    );
     assert!(err.contains("errors: none"), "{err}");
 }
 
@@ -148,13 +178,19 @@ fn closed_stdout_is_not_a_crash() {
     }
     let mut cmd = bin();
     cmd.arg("scan").arg(t.root());
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     drop(child.stdout.take()); // like `dedupe scan | head -0`
     let status = child.wait().unwrap();
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code() == Some(0), "{status:?} {err}");
 }

@@ -85,7 +85,10 @@ fn every_strategy_finds_exactly_the_reference_files() {
         for f in files.iter().take(50) {
             let md = std::fs::metadata(f.path()).unwrap();
             use std::os::unix::fs::MetadataExt;
-            assert_eq!((f.size, f.id.ino, f.id.dev, f.nlink), (md.len(), md.ino(), md.dev(), md.nlink()));
+            assert_eq!(
+                (f.size, f.id.ino, f.id.dev, f.nlink),
+                (md.len(), md.ino(), md.dev(), md.nlink())
+            );
             assert_eq!(f.mtime(), md.modified().unwrap());
         }
     }
@@ -144,8 +147,18 @@ fn symlink_loops_end_and_list_each_file_once() {
         let (files, errors, stats) = walk_all(follow.clone(), sc, &[t.root()]);
         let regular: Vec<_> = files.iter().filter(|f| f.kind == EntryKind::File).collect();
         assert_eq!(regular.len(), 1, "{:?}", paths(&files));
-        assert_eq!(files.iter().filter(|f| f.kind == EntryKind::SymlinkToFile).count(), 1);
-        assert_eq!(stats.errors_of(ErrorKind::Loop), 1, "the self link: {errors:?}");
+        assert_eq!(
+            files
+                .iter()
+                .filter(|f| f.kind == EntryKind::SymlinkToFile)
+                .count(),
+            1
+        );
+        assert_eq!(
+            stats.errors_of(ErrorKind::Loop),
+            1,
+            "the self link: {errors:?}"
+        );
     }
 }
 
@@ -193,7 +206,9 @@ fn filters_apply_before_the_consumer() {
     };
     assert_eq!(
         names(shallow),
-        ["movie.MKV", "notes.txt", "small.jpg"].map(String::from).into()
+        ["movie.MKV", "notes.txt", "small.jpg"]
+            .map(String::from)
+            .into()
     );
     let globbed = Config {
         filters: Filters {
@@ -213,15 +228,17 @@ fn roots_may_be_files_and_bad_setup_is_a_typed_error() {
     let t = Tree::new();
     let f = t.file("one.jpg", "1");
     let fifo = t.fifo("pipe");
-    let (files, errors, _) =
-        walk_all(Config::default(), StreamingConfig::default(), &[&f, &fifo]);
+    let (files, errors, _) = walk_all(Config::default(), StreamingConfig::default(), &[&f, &fifo]);
     assert_eq!(paths(&files), [f.as_os_str().as_bytes().to_vec()].into());
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].kind, ErrorKind::NotRegular);
 
     let walker = StreamingWalker::new(Arc::new(Config::default()), Arc::new(NoProgress), None);
     let missing = t.path("missing");
-    assert!(matches!(walker.walk(&[&missing]), Err(WalkError::Root { .. })));
+    assert!(matches!(
+        walker.walk(&[&missing]),
+        Err(WalkError::Root { .. })
+    ));
     let none: [&std::path::Path; 0] = [];
     assert!(matches!(
         walker.walk(&none),
@@ -235,7 +252,10 @@ fn roots_may_be_files_and_bad_setup_is_a_typed_error() {
             ..StreamingConfig::default()
         }),
     );
-    assert!(matches!(bad.walk(&[t.root()]), Err(WalkError::Config(ConfigError::BatchSize))));
+    assert!(matches!(
+        bad.walk(&[t.root()]),
+        Err(WalkError::Config(ConfigError::BatchSize))
+    ));
 }
 
 #[test]
@@ -257,13 +277,20 @@ fn dropping_a_walk_early_stops_it() {
         batch_size: 10,
         batch_timeout: Duration::from_millis(5),
     };
-    let walker = StreamingWalker::new(Arc::new(Config::default()), Arc::new(NoProgress), Some(tiny));
+    let walker = StreamingWalker::new(
+        Arc::new(Config::default()),
+        Arc::new(NoProgress),
+        Some(tiny),
+    );
     let mut walk = walker.walk(&[t.root()]).unwrap();
     let first = walk.next();
     assert!(matches!(first, Some(WalkEvent::Batch(_))));
     let stats = walk.stats();
     drop(walk); // must return: scanners blocked on the full channel are released
-    assert!(stats.files < 5_000, "backpressure held the scanners back: {stats:?}");
+    assert!(
+        stats.files < 5_000,
+        "backpressure held the scanners back: {stats:?}"
+    );
 }
 
 #[test]

@@ -335,13 +335,22 @@ mod tests {
         assert!(ra.near_duplicates > 0, "{ra:?}");
         let plan = Plan { spec: &spec };
         for i in 0..spec.files {
-            let rel = |root: &Path| dir_paths(root, spec.dirs)[plan.dir_of(i) as usize].join(plan.name_of(i));
-            assert_eq!(fs::read(rel(a.path())).unwrap(), fs::read(rel(b.path())).unwrap());
+            let rel = |root: &Path| {
+                dir_paths(root, spec.dirs)[plan.dir_of(i) as usize].join(plan.name_of(i))
+            };
+            assert_eq!(
+                fs::read(rel(a.path())).unwrap(),
+                fs::read(rel(b.path())).unwrap()
+            );
         }
-        let other = GenSpec { seed: 43, ..spec.clone() };
+        let other = GenSpec {
+            seed: 43,
+            ..spec.clone()
+        };
         let c = tempfile::tempdir().unwrap();
         generate(c.path(), &other).unwrap();
-        let p = |root: &Path| dir_paths(root, spec.dirs)[plan.dir_of(0) as usize].join(plan.name_of(0));
+        let p =
+            |root: &Path| dir_paths(root, spec.dirs)[plan.dir_of(0) as usize].join(plan.name_of(0));
         assert!(spec.max_size > 0);
         let (x, y) = (fs::read(p(a.path())).unwrap(), fs::read(p(c.path())));
         // Another seed moves or changes file 0.
@@ -350,8 +359,25 @@ mod tests {
 
     #[test]
     fn invalid_specs_are_rejected() {
-        assert!(GenSpec { dirs: 0, ..GenSpec::default() }.validate().is_err());
-        assert!(GenSpec { dup_ratio: 0.9, near_ratio: 0.2, ..GenSpec::default() }.validate().is_err());
-        assert!(GenSpec { min_size: 5, max_size: 1, ..GenSpec::default() }.validate().is_err());
+        assert!(GenSpec {
+            dirs: 0,
+            ..GenSpec::default()
+        }
+        .validate()
+        .is_err());
+        assert!(GenSpec {
+            dup_ratio: 0.9,
+            near_ratio: 0.2,
+            ..GenSpec::default()
+        }
+        .validate()
+        .is_err());
+        assert!(GenSpec {
+            min_size: 5,
+            max_size: 1,
+            ..GenSpec::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -46,6 +46,9 @@
 pub mod config;
 pub mod entry;
 pub mod gen;
+pub mod group;
+pub mod hash;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod rss;
@@ -53,6 +56,11 @@ pub mod walk;
 
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
+pub use group::DuplicateGroup;
+pub use hash::{Digest, HashAlgo};
+pub use pipeline::{
+    Cancel, FindEvent, FindOptions, FindReport, Finder, Stage, StageStats, Summary,
+};
 pub use progress::{NoProgress, ProgressTracker};
 #[cfg(feature = "async")]
 pub use walk::StreamError;

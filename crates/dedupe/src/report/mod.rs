@@ -5,6 +5,11 @@
 //! format here is lossless: in JSON a UTF-8 path is a string and any other
 //! path is `{"bytes":"<base64>"}`.
 
+pub mod json;
+pub mod text;
+
+pub use text::Terminator;
+
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 

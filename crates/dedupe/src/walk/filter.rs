@@ -86,7 +86,10 @@ pub(crate) struct Filter {
 }
 
 fn lower_ext(e: &str) -> Vec<u8> {
-    e.strip_prefix('.').unwrap_or(e).to_ascii_lowercase().into_bytes()
+    e.strip_prefix('.')
+        .unwrap_or(e)
+        .to_ascii_lowercase()
+        .into_bytes()
 }
 
 impl Filter {

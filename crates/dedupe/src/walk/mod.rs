@@ -190,7 +190,10 @@ impl StreamingWalker {
             .collect();
         let shared = Arc::new(scanner::Shared {
             injector: Injector::new(),
-            stealers: workers.iter().map(Worker::stealer).collect::<Vec<Stealer<_>>>(),
+            stealers: workers
+                .iter()
+                .map(Worker::stealer)
+                .collect::<Vec<Stealer<_>>>(),
             pending: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
             filter,
@@ -210,7 +213,8 @@ impl StreamingWalker {
         for (path, st) in root_list {
             scanner::seed_root(&shared, path, &st, &mut root_files, &mut root_errors);
         }
-        let mut initial: VecDeque<WalkEvent> = root_errors.into_iter().map(WalkEvent::Error).collect();
+        let mut initial: VecDeque<WalkEvent> =
+            root_errors.into_iter().map(WalkEvent::Error).collect();
         if !root_files.is_empty() {
             initial.push_front(WalkEvent::Batch(root_files));
         }

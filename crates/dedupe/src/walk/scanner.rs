@@ -100,7 +100,10 @@ pub(crate) fn seed_root(
                 let dir = DirPath::new(parent, 0);
                 let entry = FileEntry::from_stat(dir, name, st, EntryKind::File);
                 shared.counters.files.fetch_add(1, Ordering::Relaxed);
-                shared.counters.bytes.fetch_add(entry.size, Ordering::Relaxed);
+                shared
+                    .counters
+                    .bytes
+                    .fetch_add(entry.size, Ordering::Relaxed);
                 files.push(entry);
             }
         }
@@ -298,15 +301,13 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
             }
         }
         match ftype {
-            FileType::Directory => {
-                if filter.enter_dir(dir, name) {
-                    let child = Job {
-                        dir: DirPath::new(dir.join(name), dir.depth() + 1),
-                        root_dev: job.root_dev,
-                        follow: false,
-                    };
-                    shared.push_job(Some(local), child);
-                }
+            FileType::Directory if filter.enter_dir(dir, name) => {
+                let child = Job {
+                    dir: DirPath::new(dir.join(name), dir.depth() + 1),
+                    root_dev: job.root_dev,
+                    follow: false,
+                };
+                shared.push_job(Some(local), child);
             }
             FileType::RegularFile => {
                 if !filter.file_name_ok(dir, name) {
@@ -330,33 +331,36 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
                 if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
                     && filter.size_ok(st.st_size as u64)
                 {
-                    emit(out, FileEntry::from_stat(dir.clone(), name, &st, EntryKind::File));
+                    emit(
+                        out,
+                        FileEntry::from_stat(dir.clone(), name, &st, EntryKind::File),
+                    );
                 }
             }
             FileType::Symlink if config.follow_links => {
                 match rustix::fs::statat(dfd, OsStr::from_bytes(name), AtFlags::empty()) {
                     Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-                        FileType::Directory => {
-                            if filter.enter_dir(dir, name) && shared.first_visit(&st) {
-                                let child = Job {
-                                    dir: DirPath::new(dir.join(name), dir.depth() + 1),
-                                    root_dev: job.root_dev,
-                                    follow: true,
-                                };
-                                shared.push_job(Some(local), child);
-                            }
+                        FileType::Directory
+                            if filter.enter_dir(dir, name) && shared.first_visit(&st) =>
+                        {
+                            let child = Job {
+                                dir: DirPath::new(dir.join(name), dir.depth() + 1),
+                                root_dev: job.root_dev,
+                                follow: true,
+                            };
+                            shared.push_job(Some(local), child);
                         }
-                        FileType::RegularFile => {
-                            if filter.file_name_ok(dir, name) && filter.size_ok(st.st_size as u64)
-                            {
-                                let e = FileEntry::from_stat(
-                                    dir.clone(),
-                                    name,
-                                    &st,
-                                    EntryKind::SymlinkToFile,
-                                );
-                                emit(out, e);
-                            }
+                        FileType::RegularFile
+                            if filter.file_name_ok(dir, name)
+                                && filter.size_ok(st.st_size as u64) =>
+                        {
+                            let e = FileEntry::from_stat(
+                                dir.clone(),
+                                name,
+                                &st,
+                                EntryKind::SymlinkToFile,
+                            );
+                            emit(out, e);
                         }
                         _ => {}
                     },

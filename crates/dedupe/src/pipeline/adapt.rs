@@ -1,0 +1,89 @@
+//! Adaptive configuration: how many readers the pipeline runs, decided
+//! from what the roots sit on.
+//!
+//! The rule:
+//! * Readers: `threads_per_stage` if the user set it, otherwise one per
+//!   CPU. Reads from SSD or page cache are CPU-bound copies and hashing;
+//!   more threads than cores only add switching.
+//! * Large files (1 MiB and up) on a rotational disk: one at a time. Two
+//!   long sequential reads on one spindle make the head seek between them
+//!   and both slow down; small reads, on the other hand, gain from a queue
+//!   depth above one (the drive reorders them), so they stay parallel.
+//!   Elsewhere every reader may take a large file.
+//!
+//! Small-file work is batched per channel message in proportion to the
+//! queue: `clamp(ready / (2 x readers), 1, 64)` tasks, so a short queue is
+//! spread over every reader and a long one costs few messages.
+
+use std::path::Path;
+
+use crate::config::{available_cpus, Config};
+
+/// Largest batch of small-file tasks in one job.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// Whether the block device holding `path` reports itself rotational.
+/// Unknown (not Linux, no sysfs, a virtual file system) counts as not.
+pub fn is_rotational(path: &Path) -> bool {
+    let Ok(st) = rustix::fs::stat(path) else {
+        return false;
+    };
+    let dev = st.st_dev;
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let base = format!("/sys/dev/block/{major}:{minor}");
+    // A partition has no queue of its own: its parent disk does.
+    for candidate in [
+        format!("{base}/queue/rotational"),
+        format!("{base}/../queue/rotational"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(&candidate) {
+            return v.trim() == "1";
+        }
+    }
+    false
+}
+
+/// Readers for the hashing stages, by the rule above.
+pub(crate) fn readers<P: AsRef<Path>>(config: &Config, _roots: &[P]) -> usize {
+    if config.threads_per_stage > 0 {
+        config.threads_per_stage
+    } else {
+        available_cpus()
+    }
+}
+
+/// How many readers may read large files at once, by the rule above.
+pub(crate) fn large_readers<P: AsRef<Path>>(roots: &[P], readers: usize) -> usize {
+    if roots.iter().any(|r| is_rotational(r.as_ref())) {
+        1
+    } else {
+        readers
+    }
+}
+
+/// Tasks per small-file job for a queue of `ready` tasks.
+pub(crate) fn batch_for(ready: usize, readers: usize) -> usize {
+    (ready / (2 * readers.max(1))).clamp(1, MAX_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_follow_the_queue() {
+        assert_eq!(batch_for(0, 2), 1);
+        assert_eq!(batch_for(10, 2), 2);
+        assert_eq!(batch_for(100_000, 2), MAX_BATCH);
+    }
+
+    #[test]
+    fn explicit_threads_win() {
+        let c = Config {
+            threads_per_stage: 3,
+            ..Config::default()
+        };
+        assert_eq!(readers(&c, &["/"]), 3);
+        assert!(readers(&Config::default(), &["/"]) >= 1);
+    }
+}

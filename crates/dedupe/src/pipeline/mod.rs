@@ -1,0 +1,541 @@
+//! The duplicate pipeline (seed 000): metadata -> quick check ->
+//! statistical -> full hash, fed by the streaming walker while it is still
+//! running, with groups reported the moment they are confirmed.
+//!
+//! ```text
+//!  walker batches ─▶ coordinator (owns all state) ── jobs, largest first ─▶ readers (N threads)
+//!                         ▲                                                      │
+//!                         └──────────────────── keys / digests ◀──────────────────┘
+//! ```
+//!
+//! * Metadata: files are bucketed by size as they arrive; a file whose size
+//!   no other file has is never opened. Hard links to one inode collapse to
+//!   one file.
+//! * Quick check: head and tail (4 KiB each). Statistical: 16 samples
+//!   spread through files over 4 MiB, so files that differ only in the
+//!   middle split without being read whole. Full: the whole content with
+//!   the chosen algorithm. Files up to 64 KiB skip straight to the full
+//!   hash, one read each.
+//! * A file goes to the next stage only when another shares its key; the
+//!   trie in [`state`] keeps that bookkeeping.
+//! * Priority: when work waits, larger files go first (they free the most
+//!   space). Batching: small files travel 1-64 per job, large files one per
+//!   job. Adaptive: see [`adapt`].
+//! * In-flight jobs are capped at 2 x readers, so paths are built only for
+//!   work about to run and memory stays bounded.
+//! * Everything the coordinator knows is in one thread: no locks on the
+//!   hot path, and results are deterministic given the same inputs.
+
+pub mod adapt;
+mod read;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{never, select, Receiver};
+
+pub use read::Stage;
+use read::{Done, Outcome, Reader, Task};
+use state::{GroupStore, State};
+
+use crate::config::{Config, StreamingConfig};
+use crate::entry::{EntryError, ErrorKind};
+use crate::group::DuplicateGroup;
+use crate::hash::HashAlgo;
+use crate::progress::ProgressTracker;
+use crate::walk::{StreamingWalker, WalkError, WalkEvent};
+
+/// Files at least this large get a job to themselves.
+const LARGE_JOB: u64 = 1 << 20;
+/// Tasks that may wait for a reader before the coordinator stops taking
+/// files from the walker. The walker then blocks on its own bounded
+/// channel, so a walk far faster than hashing cannot pile the whole tree
+/// up in memory.
+const MAX_BACKLOG: usize = 16_384;
+/// A group that keeps gaining members is reported again at most this often.
+const REEMIT_GAP: Duration = Duration::from_millis(100);
+
+/// How duplicates are decided.
+#[derive(Clone, Debug)]
+pub struct FindOptions {
+    /// Full-content hash.
+    pub hash: HashAlgo,
+    /// Compare byte by byte before reporting a file as a duplicate.
+    pub verify: bool,
+    /// Treat hard links to one inode as duplicates of each other (by
+    /// default they are one file).
+    pub hard_links: bool,
+    /// Process while walking (the default). Off: walk everything, then
+    /// process (the "traditional" mode of the seed's comparison).
+    pub streaming: bool,
+}
+
+impl Default for FindOptions {
+    fn default() -> Self {
+        FindOptions {
+            hash: HashAlgo::Xxh3,
+            verify: false,
+            hard_links: false,
+            streaming: true,
+        }
+    }
+}
+
+/// Something that happened during a run, delivered as it happens.
+#[derive(Debug)]
+pub enum FindEvent<'a> {
+    /// A group was confirmed, or gained members (same id, full membership).
+    Group(&'a DuplicateGroup),
+    /// A file or directory could not be read, or changed during the run.
+    Error(&'a EntryError),
+}
+
+/// Counts for one stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StageStats {
+    /// `size`, `quick`, `statistical`, `full` or `verify`.
+    pub name: &'static str,
+    /// Files this stage examined.
+    pub files: u64,
+    /// Bytes it read.
+    pub bytes_read: u64,
+    /// Files still candidates after it (they share their key with another).
+    pub candidates_after: u64,
+    /// Reader time spent in it, summed over threads, in milliseconds.
+    pub busy_ms: u64,
+    #[serde(skip)]
+    busy_ns: u64,
+}
+
+/// The final statistics (the seed's "detailed error statistics in final
+/// report").
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Regular files that passed the filters.
+    pub files_scanned: u64,
+    /// Their total size.
+    pub bytes_scanned: u64,
+    /// Directories listed.
+    pub dirs_scanned: u64,
+    /// Extra paths to an inode already seen (hard links), not read again.
+    pub hard_links_collapsed: u64,
+    /// Per stage: size, quick, statistical, full, verify.
+    pub stages: Vec<StageStats>,
+    /// Duplicate groups.
+    pub groups: u64,
+    /// Files beyond the first in each group.
+    pub redundant_files: u64,
+    /// Bytes beyond the first copy in each group.
+    pub redundant_bytes: u64,
+    /// Errors by kind (snake_case names), walk and pipeline together.
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
+    /// Errors per kind as an array indexed like `ErrorKind::ALL`.
+    #[serde(skip)]
+    pub error_counts: [u64; ErrorKind::ALL.len()],
+    /// The full hash used.
+    pub hash: HashAlgo,
+    /// Whether groups were verified byte by byte.
+    pub verified: bool,
+    /// Streaming or traditional mode.
+    pub streaming: bool,
+    /// Readers used by the hashing stages.
+    pub readers: usize,
+    /// Wall time of the walk, in milliseconds.
+    pub scan_ms: u64,
+    /// Wall time of the whole run, in milliseconds.
+    pub elapsed_ms: u64,
+    /// From start to the first group reported, in milliseconds.
+    pub first_group_ms: Option<u64>,
+    /// The run was cancelled; results are partial.
+    pub interrupted: bool,
+}
+
+/// What a run found. The groups are kept compact and turned into
+/// [`DuplicateGroup`]s one at a time as they are read, so writing a report
+/// of millions of duplicates does not hold all their paths at once.
+pub struct FindReport {
+    groups: GroupStore,
+    /// Statistics.
+    pub summary: Summary,
+}
+
+impl FindReport {
+    /// The groups, largest files first (then by id).
+    pub fn groups(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
+        self.groups.iter()
+    }
+
+    /// Number of groups.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// All groups, largest files first, as one vector.
+    pub fn into_groups(self) -> Vec<DuplicateGroup> {
+        self.groups.iter().collect()
+    }
+}
+
+impl std::fmt::Debug for FindReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FindReport")
+            .field("groups", &self.groups.len())
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+/// Cancels a running [`Finder::run`] from another thread.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Ask the run to stop soon; it returns what it has confirmed so far.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Finds duplicate files: the walker plus the staged pipeline.
+pub struct Finder {
+    walker: StreamingWalker,
+    config: Arc<Config>,
+    options: FindOptions,
+    progress: Arc<dyn ProgressTracker>,
+    cancel: Cancel,
+}
+
+impl Finder {
+    /// A finder over `config`'s files, tuned by `streaming`, deciding by
+    /// `options`.
+    pub fn new(
+        config: Arc<Config>,
+        progress: Arc<dyn ProgressTracker>,
+        streaming: Option<StreamingConfig>,
+        options: FindOptions,
+    ) -> Finder {
+        Finder {
+            walker: StreamingWalker::new(Arc::clone(&config), Arc::clone(&progress), streaming),
+            config,
+            options,
+            progress,
+            cancel: Cancel::default(),
+        }
+    }
+
+    /// A handle that cancels runs of this finder.
+    pub fn canceller(&self) -> Cancel {
+        self.cancel.clone()
+    }
+
+    /// Finds the duplicate groups under `roots`, calling `on_event` as
+    /// groups are confirmed and errors happen.
+    pub fn run<P: AsRef<Path>>(
+        &self,
+        roots: &[P],
+        mut on_event: impl FnMut(FindEvent<'_>),
+    ) -> Result<FindReport, WalkError> {
+        let started = Instant::now();
+        let roots = distinct_roots(roots);
+        let readers = adapt::readers(&self.config, &roots);
+        let large_slots = adapt::large_readers(&roots, readers);
+        let mut walk = self.walker.walk(&roots)?;
+        let walk_rx = walk.receiver().clone();
+
+        // Readers: bounded job channel (the coordinator never has more than
+        // 2 x readers jobs out, so sends never block); results come back
+        // on a channel that holds at most that many messages too.
+        let max_inflight = readers * 2;
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<Vec<Task>>(max_inflight);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Done>>(max_inflight);
+        let mut threads = Vec::with_capacity(readers);
+        for i in 0..readers {
+            let rx = job_rx.clone();
+            let tx = done_tx.clone();
+            let algo = self.options.hash;
+            let progress = Arc::clone(&self.progress);
+            let t = std::thread::Builder::new()
+                .name(format!("dedupe-read-{i}"))
+                .spawn(move || reader_loop(rx, tx, algo, &*progress))
+                .map_err(WalkError::Thread)?;
+            threads.push(t);
+        }
+        drop((job_rx, done_tx));
+
+        let mut state = State::new(
+            self.options.hash,
+            self.options.verify,
+            self.options.hard_links,
+            LARGE_JOB,
+        );
+        let mut inflight_large = 0usize;
+        let mut stages: [StageStats; 5] =
+            ["size", "quick", "statistical", "full", "verify"].map(|name| StageStats {
+                name,
+                ..StageStats::default()
+            });
+        let mut pipeline_errors = [0u64; ErrorKind::ALL.len()];
+        let mut first_group: Option<Duration> = None;
+        let mut walking = true;
+        let mut scan_stats = None;
+        let mut inflight = 0usize;
+        let mut interrupted = false;
+        let mut became = Vec::new();
+        let mut reported_settled = (0u64, 0u64);
+
+        loop {
+            if !interrupted && self.cancel.is_set() {
+                interrupted = true;
+                walk.stop();
+                state.clear_ready();
+            }
+            if self.options.streaming || !walking {
+                while inflight < max_inflight && state.has_ready() {
+                    let batch = adapt::batch_for(state.ready_len(), readers);
+                    let allow_large = inflight_large < large_slots;
+                    let Some(job) = state.next_job(batch, allow_large) else {
+                        break;
+                    };
+                    if job.len() == 1 && job[0].expect.size >= LARGE_JOB {
+                        inflight_large += 1;
+                    }
+                    if job_tx.send(job).is_err() {
+                        break;
+                    }
+                    inflight += 1;
+                }
+            }
+            emit(
+                &mut state,
+                false,
+                &mut first_group,
+                started,
+                self.options.hash,
+                &mut on_event,
+            );
+            let (files, bytes) = state.settled();
+            if files > reported_settled.0 {
+                self.progress.candidates_settled(
+                    files - reported_settled.0,
+                    bytes.saturating_sub(reported_settled.1),
+                );
+                reported_settled = (files, bytes);
+            }
+            if !walking && inflight == 0 && !state.has_ready() {
+                break;
+            }
+            // Backpressure: with enough work queued, let the walker wait.
+            let take_files =
+                walking && (!self.options.streaming || state.ready_len() < MAX_BACKLOG);
+            let walk_arm = if take_files { walk_rx.clone() } else { never() };
+            select! {
+                recv(walk_arm) -> ev => match ev {
+                    Ok(WalkEvent::Batch(batch)) => {
+                        for e in &batch {
+                            state.add(e, &mut became);
+                        }
+                        if !became.is_empty() {
+                            let bytes: u64 = became.iter().sum();
+                            self.progress.candidates_added(became.len() as u64, bytes);
+                            became.clear();
+                        }
+                    }
+                    Ok(WalkEvent::Error(e)) => on_event(FindEvent::Error(&e)),
+                    Err(_) => {
+                        walking = false;
+                        scan_stats = Some(walk.stats());
+                        // Joins the scanners and tells the tracker.
+                        for ev in walk.by_ref() {
+                            if let WalkEvent::Error(e) = ev {
+                                on_event(FindEvent::Error(&e));
+                            }
+                        }
+                    }
+                },
+                recv(done_rx) -> results => {
+                    let Ok(results) = results else { break };
+                    inflight -= 1;
+                    if results.len() == 1 && results[0].size >= LARGE_JOB {
+                        inflight_large -= 1;
+                    }
+                    for d in results {
+                        apply(&mut state, d, &mut stages, &mut pipeline_errors, &mut on_event);
+                    }
+                }
+            }
+        }
+        emit(
+            &mut state,
+            true,
+            &mut first_group,
+            started,
+            self.options.hash,
+            &mut on_event,
+        );
+        drop(job_tx);
+        for t in threads {
+            let _ = t.join();
+        }
+        let scan = scan_stats.unwrap_or_else(|| walk.stats());
+        drop(walk);
+
+        let counts = state.counts;
+        for (i, s) in stages.iter_mut().enumerate() {
+            if i < counts.len() {
+                s.candidates_after = counts[i].passed;
+            }
+            s.busy_ms = s.busy_ns / 1_000_000;
+        }
+        let collapsed = state.collapsed_links;
+        stages[0].files = scan.files - collapsed;
+        let error_counts: [u64; ErrorKind::ALL.len()] =
+            std::array::from_fn(|i| scan.errors[i] + pipeline_errors[i]);
+        let store = state.into_store(self.options.hash);
+        let summary = Summary {
+            files_scanned: scan.files,
+            bytes_scanned: scan.bytes,
+            dirs_scanned: scan.dirs,
+            hard_links_collapsed: collapsed,
+            stages: stages.to_vec(),
+            groups: store.len() as u64,
+            redundant_files: store.redundant_files(),
+            redundant_bytes: store.redundant_bytes(),
+            errors: ErrorKind::ALL
+                .iter()
+                .zip(error_counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.as_str(), n))
+                .collect(),
+            error_counts,
+            hash: self.options.hash,
+            verified: self.options.verify,
+            streaming: self.options.streaming,
+            readers,
+            scan_ms: scan.elapsed.as_millis() as u64,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            first_group_ms: first_group.map(|d| d.as_millis() as u64),
+            interrupted,
+        };
+        Ok(FindReport {
+            groups: store,
+            summary,
+        })
+    }
+}
+
+/// Reports groups that are new or changed (see [`REEMIT_GAP`]).
+fn emit(
+    state: &mut State,
+    force: bool,
+    first: &mut Option<Duration>,
+    started: Instant,
+    algo: HashAlgo,
+    on_event: &mut impl FnMut(FindEvent<'_>),
+) {
+    for g in state.take_dirty(force, REEMIT_GAP) {
+        first.get_or_insert_with(|| started.elapsed());
+        let group = DuplicateGroup {
+            id: g.id,
+            size: g.size,
+            hash: g.digest,
+            algo,
+            files: g.files,
+        };
+        on_event(FindEvent::Group(&group));
+    }
+}
+
+/// Applies one reader result to the state.
+fn apply(
+    state: &mut State,
+    d: Done,
+    stages: &mut [StageStats; 5],
+    errors: &mut [u64; ErrorKind::ALL.len()],
+    on_event: &mut impl FnMut(FindEvent<'_>),
+) {
+    let idx = match d.stage {
+        Some(s) => state::stage_index(Some(s)),
+        None => 4,
+    };
+    let st = &mut stages[idx];
+    st.files += 1;
+    st.bytes_read += d.bytes_read;
+    st.busy_ns += d.nanos;
+    match d.outcome {
+        Outcome::Failed(e) => {
+            state.failed(d.cand);
+            errors[e.kind.index()] += 1;
+            on_event(FindEvent::Error(&e));
+        }
+        Outcome::Key(k) => state.stage_done(d.cand, k, None),
+        Outcome::Full(digest) => state.stage_done(d.cand, digest.key(), Some(digest)),
+        Outcome::Same => {
+            let (key, digest) = d.tag.expect("verification carries its key");
+            state.verified(d.cand, key, digest);
+        }
+    }
+}
+
+fn reader_loop(
+    jobs: Receiver<Vec<Task>>,
+    done: crossbeam_channel::Sender<Vec<Done>>,
+    algo: HashAlgo,
+    progress: &dyn ProgressTracker,
+) {
+    let mut reader = Reader::new(algo);
+    for job in jobs {
+        let results: Vec<Done> = job.into_iter().map(|t| reader.run(t)).collect();
+        let bytes: u64 = results.iter().map(|d| d.bytes_read).sum();
+        progress.bytes_hashed(bytes);
+        if done.send(results).is_err() {
+            break;
+        }
+    }
+}
+
+/// The roots with duplicates and roots inside other roots removed, so no
+/// file is reached twice through overlapping roots. Roots that cannot be
+/// resolved are kept, for the walker to report.
+fn distinct_roots<P: AsRef<Path>>(roots: &[P]) -> Vec<PathBuf> {
+    let resolved: Vec<(PathBuf, Option<PathBuf>)> = roots
+        .iter()
+        .map(|r| (r.as_ref().to_path_buf(), std::fs::canonicalize(r).ok()))
+        .collect();
+    let mut keep = Vec::new();
+    for (i, (path, canon)) in resolved.iter().enumerate() {
+        let covered = canon.as_ref().is_some_and(|c| {
+            resolved.iter().enumerate().any(|(j, (_, other))| {
+                other
+                    .as_ref()
+                    .is_some_and(|o| j != i && c.starts_with(o) && (c != o || j < i))
+            })
+        });
+        if !covered {
+            keep.push(path.clone());
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_roots_are_reduced() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        std::fs::create_dir_all(a.join("b")).unwrap();
+        let ab = a.join("b");
+        let got = distinct_roots(&[ab.clone(), a.clone(), a.clone(), t.path().join("missing")]);
+        assert_eq!(got, vec![a.clone(), t.path().join("missing")]);
+        assert_eq!(distinct_roots(&[ab.clone()]), vec![ab]);
+    }
+}

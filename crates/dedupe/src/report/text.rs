@@ -1,0 +1,118 @@
+//! Formats for people and for other tools: text, fdupes and CSV.
+
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use super::human_bytes;
+use crate::group::DuplicateGroup;
+use crate::pipeline::FindReport;
+
+/// Path terminator: newline, or NUL for `-0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Terminator {
+    /// `\n`.
+    Newline,
+    /// `\0`.
+    Nul,
+}
+
+impl Terminator {
+    fn byte(self) -> u8 {
+        match self {
+            Terminator::Newline => b'\n',
+            Terminator::Nul => 0,
+        }
+    }
+}
+
+/// The default report: a header with totals, then each group (largest
+/// files first) with its size and hash, one path per line. With
+/// [`Terminator::Nul`] the header is left out and paths end in NUL, with an
+/// empty record between groups.
+pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<()> {
+    let s = &r.summary;
+    if term == Terminator::Newline {
+        writeln!(
+            w,
+            "# {} files ({}) scanned; {} duplicate groups; {} redundant files ({})",
+            s.files_scanned,
+            human_bytes(s.bytes_scanned),
+            s.groups,
+            s.redundant_files,
+            human_bytes(s.redundant_bytes),
+        )?;
+    }
+    for g in r.groups() {
+        let g = &g;
+        if term == Terminator::Newline {
+            writeln!(
+                w,
+                "\n{} x {} ({} redundant) {}:{}",
+                g.files.len(),
+                human_bytes(g.size),
+                human_bytes(g.redundant_bytes()),
+                g.algo,
+                g.hash.to_hex()
+            )?;
+            for f in &g.files {
+                w.write_all(b"    ")?;
+                w.write_all(f.as_os_str().as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+        } else {
+            paths(w, g, term)?;
+            w.write_all(&[0])?;
+        }
+    }
+    w.flush()
+}
+
+fn paths(w: &mut dyn Write, g: &DuplicateGroup, term: Terminator) -> io::Result<()> {
+    for f in &g.files {
+        w.write_all(f.as_os_str().as_bytes())?;
+        w.write_all(&[term.byte()])?;
+    }
+    Ok(())
+}
+
+/// fdupes' format: the paths of each group, a blank line (or, with NUL
+/// terminators, an empty record) between groups.
+pub fn fdupes(
+    w: &mut dyn Write,
+    groups: impl IntoIterator<Item = DuplicateGroup>,
+    term: Terminator,
+) -> io::Result<()> {
+    for g in groups {
+        paths(w, &g, term)?;
+        w.write_all(&[term.byte()])?;
+    }
+    w.flush()
+}
+
+/// CSV with a header: `group,size,hash,path`, one row per file. Fields with
+/// a comma, quote, CR or LF are quoted (RFC 4180); path bytes are written
+/// as they are.
+pub fn csv(w: &mut dyn Write, groups: impl IntoIterator<Item = DuplicateGroup>) -> io::Result<()> {
+    writeln!(w, "group,size,hash,path")?;
+    for g in groups {
+        let hash = g.hash.to_hex();
+        for f in &g.files {
+            write!(w, "{},{},{},", g.id, g.size, hash)?;
+            let p = f.as_os_str().as_bytes();
+            if p.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+                w.write_all(b"\"")?;
+                for part in p.split(|&b| b == b'"').enumerate() {
+                    if part.0 > 0 {
+                        w.write_all(b"\"\"")?;
+                    }
+                    w.write_all(part.1)?;
+                }
+                w.write_all(b"\"")?;
+            } else {
+                w.write_all(p)?;
+            }
+            w.write_all(b"\n")?;
+        }
+    }
+    w.flush()
+}
