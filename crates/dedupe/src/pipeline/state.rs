@@ -750,3 +750,149 @@ fn take_entry<K>(e: Entry<'_, K, u32>) -> Option<u32> {
         Entry::Vacant(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::HashAlgo;
+
+    fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
+        let mut st: rustix::fs::Stat = base_stat();
+        st.st_size = size as i64;
+        st.st_ino = ino;
+        st.st_nlink = 1;
+        FileEntry::from_stat(Arc::clone(dir), name.as_bytes(), &st, EntryKind::File)
+    }
+
+    /// A real `stat` to start from (there is no safe zeroed one); the tests
+    /// overwrite the fields that matter.
+    fn base_stat() -> rustix::fs::Stat {
+        rustix::fs::stat("/").expect("stat /")
+    }
+
+    fn digest(byte: u8) -> Digest {
+        let mut h = HashAlgo::Xxh3.hasher();
+        h.update(&[byte]);
+        h.finish()
+    }
+
+    /// Runs every ready task, answering Full with `content(cand)`.
+    fn drain(s: &mut State, content: impl Fn(&Task) -> u8) {
+        while let Some(job) = s.next_job(64, true) {
+            for t in job {
+                assert!(matches!(t.kind, TaskKind::Stage(Stage::Full)));
+                let d = digest(content(&t));
+                s.stage_done(t.cand, d.key(), Some(d));
+            }
+        }
+    }
+
+    #[test]
+    fn unique_sizes_are_never_read_and_groups_keep_their_id() {
+        let dir = DirPath::new("/d", 0);
+        let mut s = State::new(HashAlgo::Xxh3, false, false, 1 << 20);
+        let mut became = Vec::new();
+        s.add(&entry(&dir, "a", 10, 1), &mut became);
+        s.add(&entry(&dir, "b", 11, 2), &mut became);
+        assert!(!s.has_ready(), "unique sizes are not read");
+        s.add(&entry(&dir, "c", 10, 3), &mut became);
+        assert_eq!(became, vec![10, 10]);
+        assert_eq!(s.ready_len(), 2);
+        drain(&mut s, |_| 7);
+        let first = s.take_dirty(false, std::time::Duration::from_secs(3600));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].id, 1);
+        assert_eq!(first[0].files.len(), 2);
+        // A third copy found later joins the same group, same id.
+        s.add(&entry(&dir, "e", 10, 5), &mut became);
+        s.add(&entry(&dir, "f", 10, 6), &mut became); // same size, other content
+        drain(&mut s, |t| if t.path.ends_with("f") { 8 } else { 7 });
+        assert!(
+            s.take_dirty(false, std::time::Duration::from_secs(3600))
+                .is_empty(),
+            "updates wait for the re-emit gap"
+        );
+        let again = s.take_dirty(true, std::time::Duration::ZERO);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, 1);
+        let names: Vec<_> = again[0]
+            .files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "c", "e"]);
+        let store = s.into_store(HashAlgo::Xxh3);
+        assert_eq!(
+            (
+                store.len(),
+                store.redundant_files(),
+                store.redundant_bytes()
+            ),
+            (1, 2, 20)
+        );
+    }
+
+    #[test]
+    fn hard_links_collapse_unless_asked() {
+        let dir = DirPath::new("/d", 0);
+        let linked = |name: &str| {
+            let mut e = entry(&dir, name, 10, 42);
+            e.nlink = 2;
+            e
+        };
+        let mut s = State::new(HashAlgo::Xxh3, false, false, 1 << 20);
+        s.add(&linked("a"), &mut Vec::new());
+        s.add(&linked("b"), &mut Vec::new());
+        assert_eq!(s.collapsed_links, 1);
+        assert!(!s.has_ready());
+        let mut s = State::new(HashAlgo::Xxh3, false, true, 1 << 20);
+        s.add(&linked("a"), &mut Vec::new());
+        s.add(&linked("b"), &mut Vec::new());
+        assert_eq!(s.ready_len(), 2);
+    }
+
+    #[test]
+    fn larger_files_are_served_first_and_small_ones_batched() {
+        let dir = DirPath::new("/d", 0);
+        let mut s = State::new(HashAlgo::Xxh3, false, false, 1000);
+        for (i, size) in [5u64, 5, 7000, 7000, 300, 300].into_iter().enumerate() {
+            s.add(
+                &entry(&dir, &format!("f{i}"), size, i as u64 + 1),
+                &mut Vec::new(),
+            );
+        }
+        let job = s.next_job(64, true).unwrap();
+        assert_eq!(job.len(), 1, "a large file is a job alone");
+        assert_eq!(job[0].expect.size, 7000);
+        let job = s.next_job(64, false).unwrap();
+        let sizes: Vec<u64> = job.iter().map(|t| t.expect.size).collect();
+        assert_eq!(
+            sizes,
+            [300, 300, 5, 5],
+            "large files held back, small ones batched, larger first"
+        );
+        assert_eq!(s.next_job(64, true).unwrap()[0].expect.size, 7000);
+    }
+
+    #[test]
+    fn slots_and_keys_pack_losslessly() {
+        for slot in [
+            Slot::Waiting(0),
+            Slot::Node(5),
+            Slot::Single(SLOT_MAX),
+            Slot::Group(77),
+        ] {
+            assert_eq!(Slot::unpack(slot.pack()), slot);
+        }
+        let k: Key = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+        assert_eq!(
+            pack_key(k),
+            [0x89ab_cdef, 0x0123_4567, 0x7654_3210, 0xfedc_ba98]
+        );
+        let mut names = Names::default();
+        let a = names.push(b"first");
+        let b = names.push(b"\xffsecond");
+        assert_eq!(names.get(a), b"first");
+        assert_eq!(names.get(b), b"\xffsecond");
+    }
+}

@@ -1,0 +1,536 @@
+//! Duplicate finding against a brute-force reference: read every file,
+//! group by exact bytes, collapse hard links. Every execution strategy must
+//! agree with it exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dedupe::gen::{generate, GenSpec, SizeDist};
+use dedupe::report::decode_json_path;
+use dedupe::{
+    Config, ErrorKind, FindEvent, FindOptions, Finder, HashAlgo, NoProgress, ProgressTracker,
+    StreamingConfig,
+};
+use proptest::prelude::*;
+
+use crate::util::{bin, code, p, reference_files, run, split0, stderr, unprivileged, Tree};
+
+/// A group as a set of inodes (hard links are one file), or of paths.
+type Groups = BTreeSet<BTreeSet<Vec<u8>>>;
+
+/// The reference: exact bytes, no hashing. Groups of inodes, each inode
+/// named by its smallest path, unless `hard_links`.
+fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
+    let mut by_content: BTreeMap<Vec<u8>, BTreeMap<(u64, u64), Vec<Vec<u8>>>> = BTreeMap::new();
+    for path in reference_files(root) {
+        let md = std::fs::metadata(p(&path)).unwrap();
+        if md.len() < min_size {
+            continue;
+        }
+        let bytes = std::fs::read(p(&path)).unwrap();
+        let id = if hard_links {
+            (
+                0,
+                by_content.len() as u64 + path.len() as u64 * 1_000_000 + hash_path(&path),
+            )
+        } else {
+            (md.dev(), md.ino())
+        };
+        by_content
+            .entry(bytes)
+            .or_default()
+            .entry(id)
+            .or_default()
+            .push(path);
+    }
+    by_content
+        .into_values()
+        .filter(|inodes| inodes.len() > 1)
+        .map(|inodes| {
+            inodes
+                .into_values()
+                .map(|mut v| {
+                    v.sort();
+                    v.swap_remove(0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn hash_path(p: &[u8]) -> u64 {
+    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Normalises reported groups: each path replaced by the smallest path of
+/// its inode (so which hard link was reported does not matter).
+fn normalise(groups: Vec<Vec<PathBuf>>, root: &Path, hard_links: bool) -> Groups {
+    let mut names: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    if !hard_links {
+        for path in reference_files(root) {
+            let md = std::fs::metadata(p(&path)).unwrap();
+            let e = names
+                .entry((md.dev(), md.ino()))
+                .or_insert_with(|| path.clone());
+            if path < *e {
+                *e = path;
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let set: BTreeSet<Vec<u8>> = g
+                .iter()
+                .map(|f| {
+                    let raw = f.as_os_str().as_encoded_bytes().to_vec();
+                    if hard_links {
+                        raw
+                    } else {
+                        let md = std::fs::metadata(f).unwrap();
+                        names[&(md.dev(), md.ino())].clone()
+                    }
+                })
+                .collect();
+            assert_eq!(set.len(), g.len(), "a file twice in one group: {g:?}");
+            set
+        })
+        .collect()
+}
+
+fn find_lib(
+    root: &Path,
+    options: FindOptions,
+    config: Config,
+    sc: StreamingConfig,
+) -> (Vec<Vec<PathBuf>>, dedupe::Summary) {
+    let finder = Finder::new(Arc::new(config), Arc::new(NoProgress), Some(sc), options);
+    let mut live: BTreeMap<u64, usize> = BTreeMap::new();
+    let report = finder
+        .run(&[root], |ev| {
+            if let FindEvent::Group(g) = ev {
+                // Re-reports keep the id and never lose members.
+                let prev = live.insert(g.id, g.files.len()).unwrap_or(0);
+                assert!(g.files.len() >= prev.max(2), "group {} shrank", g.id);
+            }
+        })
+        .unwrap();
+    let summary = report.summary.clone();
+    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.files).collect();
+    assert_eq!(
+        live.len(),
+        groups.len(),
+        "every group was reported as it was confirmed"
+    );
+    (groups, summary)
+}
+
+fn strategies() -> Vec<(FindOptions, Config, StreamingConfig)> {
+    let mut out = Vec::new();
+    for streaming in [true, false] {
+        for threads in [1, 3] {
+            out.push((
+                FindOptions {
+                    streaming,
+                    ..FindOptions::default()
+                },
+                Config {
+                    min_file_size: 1,
+                    threads_per_stage: threads,
+                    ..Config::default()
+                },
+                if threads == 1 {
+                    StreamingConfig {
+                        scanner_workers: 1,
+                        ..StreamingConfig::default()
+                    }
+                } else {
+                    StreamingConfig::high_throughput_config()
+                },
+            ));
+        }
+    }
+    out.push((
+        FindOptions {
+            verify: true,
+            hash: HashAlgo::Blake3,
+            ..FindOptions::default()
+        },
+        Config {
+            min_file_size: 1,
+            ..Config::default()
+        },
+        StreamingConfig::default(),
+    ));
+    out.push((
+        FindOptions {
+            hash: HashAlgo::Sha256,
+            ..FindOptions::default()
+        },
+        Config {
+            min_file_size: 1,
+            threads_per_stage: 2,
+            ..Config::default()
+        },
+        StreamingConfig {
+            scanner_workers: 3,
+            discovery_buffer_size: 4,
+            batch_size: 2,
+            ..StreamingConfig::default()
+        },
+    ));
+    out
+}
+
+/// Files that differ from `base` only in one byte, at each end and in the
+/// middle, plus exact copies; in every size regime of the pipeline.
+fn traps(t: &Tree) {
+    for (label, size) in [
+        ("small", 1000usize),
+        ("medium", 300_000),
+        ("large", 5 * 1024 * 1024 + 7),
+    ] {
+        let base: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+        t.file(format!("{label}/base"), &base);
+        t.file(format!("{label}/copy dir/copy"), &base);
+        for (what, at) in [("first", 0), ("middle", size / 2 + 1), ("last", size - 1)] {
+            let mut v = base.clone();
+            v[at] ^= 1;
+            t.file(format!("{label}/{what}"), &v);
+            if what == "middle" {
+                t.file(format!("{label}/{what}-twin"), &v);
+            }
+        }
+    }
+    t.file("links/a", "linked content");
+    t.hardlink("links/a", "links/b");
+    t.file("links/c", "linked content");
+    t.file("empty1", "");
+    t.file("empty2", "");
+    t.file(b"odd/new\nline", "odd names");
+    t.file(b"odd/bad\xff\xfe", "odd names");
+    t.file("odd/with space", "odd names");
+    t.fifo("odd/fifo");
+    t.symlink(t.root(), "odd/loop");
+    t.symlink("links/a", "odd/link-to-a");
+}
+
+#[test]
+fn traps_match_the_reference_in_every_strategy() {
+    let t = Tree::new();
+    traps(&t);
+    let expected = reference(t.root(), 1, false);
+    assert_eq!(
+        expected.len(),
+        6 + 1 + 1,
+        "3 regimes x (copy, middle twin), links, odd names"
+    );
+    for (opts, cfg, sc) in strategies() {
+        let label = format!("{opts:?} threads {}", cfg.threads_per_stage);
+        let (groups, summary) = find_lib(t.root(), opts, cfg, sc);
+        assert_eq!(normalise(groups, t.root(), false), expected, "{label}");
+        assert_eq!(summary.hard_links_collapsed, 1, "{label}");
+        assert_eq!(summary.errors.len(), 0, "{label}: {:?}", summary.errors);
+    }
+}
+
+#[test]
+fn hard_links_and_empty_files_on_request() {
+    let t = Tree::new();
+    traps(&t);
+    let opts = FindOptions {
+        hard_links: true,
+        ..FindOptions::default()
+    };
+    let cfg = Config {
+        min_file_size: 0,
+        ..Config::default()
+    };
+    let (groups, _) = find_lib(t.root(), opts, cfg, StreamingConfig::default());
+    assert_eq!(
+        normalise(groups, t.root(), true),
+        reference(t.root(), 0, true)
+    );
+}
+
+#[test]
+fn the_statistical_stage_splits_large_files_without_reading_them_whole() {
+    let t = Tree::new();
+    let size = 8 << 20;
+    let base: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+    for k in 0..4 {
+        let mut v = base.clone();
+        // Inside the file (not in the 4 KiB quick-check edges), at the start
+        // of statistical sample k+1 of 16 (spread over size - 4 KiB).
+        v[(size - 4096) * (k + 1) / 15] ^= 0xff;
+        t.file(format!("big{k}"), &v);
+    }
+    let (groups, summary) = find_lib(
+        t.root(),
+        FindOptions::default(),
+        Config::default(),
+        StreamingConfig::default(),
+    );
+    assert!(groups.is_empty());
+    let full = summary.stages.iter().find(|s| s.name == "full").unwrap();
+    let stat = summary
+        .stages
+        .iter()
+        .find(|s| s.name == "statistical")
+        .unwrap();
+    assert_eq!(stat.files, 4);
+    assert!(full.bytes_read < size as u64, "full reads: {full:?}");
+}
+
+/// Changes a file after the walk and before hashing (non-streaming mode
+/// hashes only once the walk is over): it must leave its group.
+struct Saboteur(PathBuf);
+impl ProgressTracker for Saboteur {
+    fn scan_finished(&self) {
+        std::fs::write(&self.0, b"other content!").unwrap();
+        let f = std::fs::File::options().write(true).open(&self.0).unwrap();
+        f.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_file_changed_during_the_run_leaves_its_group() {
+    let t = Tree::new();
+    t.file("a", "same content!!");
+    t.file("b", "same content!!");
+    let victim = t.file("c", "same content!!");
+    let finder = Finder::new(
+        Arc::new(Config::default()),
+        Arc::new(Saboteur(victim.clone())),
+        None,
+        FindOptions {
+            streaming: false,
+            ..FindOptions::default()
+        },
+    );
+    let mut errors = Vec::new();
+    let report = finder
+        .run(&[t.root()], |ev| {
+            if let FindEvent::Error(e) = ev {
+                errors.push((e.kind, e.path.clone()));
+            }
+        })
+        .unwrap();
+    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.files).collect();
+    assert_eq!(groups.len(), 1);
+    assert!(!groups[0].contains(&victim), "{groups:?}");
+    assert_eq!(groups[0].len(), 2);
+    assert_eq!(errors, vec![(ErrorKind::Changed, victim)]);
+    assert_eq!(report.summary.errors.get("changed"), Some(&1));
+}
+
+fn cli_groups(args: &[&str], root: &Path) -> (Groups, std::process::Output) {
+    let mut cmd = bin();
+    cmd.args(args)
+        .arg(root)
+        .args(["--format", "json", "--progress", "never"]);
+    let out = run(cmd);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let groups = doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            g["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    PathBuf::from(std::ffi::OsString::from(
+                        p(&decode_json_path(f).unwrap()).as_os_str(),
+                    ))
+                })
+                .collect()
+        })
+        .collect();
+    (normalise(groups, root, false), out)
+}
+
+#[test]
+fn cli_formats_agree_and_are_lossless() {
+    let t = Tree::new();
+    traps(&t);
+    let expected = reference(t.root(), 1, false);
+    let (json, out) = cli_groups(&[], t.root());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json, expected);
+    let (json, _) = cli_groups(
+        &[
+            "find",
+            "--no-streaming",
+            "--verify",
+            "--hash",
+            "sha256",
+            "-t",
+            "1",
+        ],
+        t.root(),
+    );
+    assert_eq!(json, expected);
+
+    // fdupes with NUL terminators: an empty record between groups.
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "-0"]).arg(t.root());
+    let out = run(cmd);
+    let mut groups = vec![Vec::new()];
+    for rec in split0(&out.stdout) {
+        if rec.is_empty() {
+            groups.push(Vec::new());
+        } else {
+            groups.last_mut().unwrap().push(PathBuf::from(p(&rec)));
+        }
+    }
+    groups.retain(|g| !g.is_empty());
+    assert_eq!(normalise(groups, t.root(), false), expected);
+
+    // JSON Lines: groups as they come, then one summary.
+    let mut cmd = bin();
+    cmd.args(["--format", "jsonl"]).arg(t.root());
+    let out = run(cmd);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["groups"], expected.len() as u64);
+    let mut latest: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    for l in &lines[..lines.len() - 1] {
+        assert_eq!(l["type"], "group", "{l}");
+        let files = l["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| PathBuf::from(p(&decode_json_path(f).unwrap())))
+            .collect();
+        latest.insert(l["id"].as_u64().unwrap(), files);
+        assert_eq!(l["hash"].as_str().unwrap().len(), 32);
+    }
+    assert_eq!(
+        normalise(latest.into_values().collect(), t.root(), false),
+        expected
+    );
+
+    // CSV: one row per file, quoted where needed.
+    let mut cmd = bin();
+    cmd.args(["--format", "csv"]).arg(t.root());
+    let out = run(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("group,size,hash,path\n"));
+    assert!(text.contains("\""), "the path with a newline is quoted");
+    let rows = expected.iter().map(BTreeSet::len).sum::<usize>();
+    let quoted_newlines = 1;
+    assert_eq!(text.lines().count(), 1 + rows + quoted_newlines);
+
+    // Text: header, sizes for people, groups largest first.
+    let mut cmd = bin();
+    cmd.arg(t.root());
+    let out = run(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("# ")), "{text}");
+    assert!(
+        text.contains(&format!("{} duplicate groups", expected.len())),
+        "{text}"
+    );
+    let first_group = text.lines().find(|l| l.contains(" x ")).unwrap();
+    assert!(
+        first_group.contains("5.0 MiB"),
+        "largest first: {first_group}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_and_unreadable_entries_exit_1() {
+    let t = Tree::new();
+    let mut cmd = bin();
+    cmd.arg(t.path("missing"));
+    let out = run(cmd);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("missing") && stderr(&out).contains("No such file"));
+    let out = run(bin());
+    assert_eq!(code(&out), 2, "no paths: usage");
+    let mut cmd = bin();
+    cmd.args(["--hash", "md5", "."]);
+    assert_eq!(code(&run(cmd)), 2);
+
+    t.file("ok/a", "dup");
+    t.file("ok/b", "dup");
+    let locked = t.file("locked/c", "dup");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(locked.parent().unwrap(), std::fs::Permissions::from_mode(0)).unwrap();
+    let unreadable = t.file("ok/unreadable", "dup");
+    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0)).unwrap();
+    t.fifo("ok/fifo");
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "--stats"]).arg(t.root());
+    let cmd = unprivileged(cmd).expect("setpriv to drop root");
+    let out = run(cmd);
+    std::fs::set_permissions(
+        locked.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("ok/a") && listed.contains("ok/b"),
+        "{listed}"
+    );
+    assert!(!listed.contains("unreadable"));
+    assert!(
+        stderr(&out).contains("permission_denied 2"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_trees_match_the_reference(
+        seed in 0u64..1_000_000,
+        dup in 0.0f64..0.5,
+        near in 0.0f64..0.3,
+        max_size in prop::sample::select(vec![200u64, 70_000, 200_000]),
+        lognormal in any::<bool>(),
+        streaming in any::<bool>(),
+        threads in 1usize..4,
+    ) {
+        let t = Tree::new();
+        let spec = GenSpec {
+            files: 300,
+            dirs: 17,
+            dup_ratio: dup,
+            near_ratio: near,
+            seed,
+            min_size: 0,
+            max_size,
+            sizes: if lognormal { SizeDist::LogNormal { median: max_size / 8 + 1, sigma: 1.5 } } else { SizeDist::Uniform },
+        };
+        generate(t.root(), &spec).unwrap();
+        let expected = reference(t.root(), 1, false);
+        let (groups, _) = find_lib(
+            t.root(),
+            FindOptions { streaming, ..FindOptions::default() },
+            Config { min_file_size: 1, threads_per_stage: threads, ..Config::default() },
+            StreamingConfig { scanner_workers: threads, batch_size: 7, discovery_buffer_size: 21, ..StreamingConfig::default() },
+        );
+        prop_assert_eq!(normalise(groups, t.root(), false), expected);
+    }
+}
