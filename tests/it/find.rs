@@ -23,8 +23,10 @@ type Groups = BTreeSet<BTreeSet<Vec<u8>>>;
 /// The reference: exact bytes, no hashing. Groups of inodes, each inode
 /// named by its smallest path, unless `hard_links`.
 fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
-    let mut by_content: BTreeMap<Vec<u8>, BTreeMap<(u64, u64), Vec<Vec<u8>>>> = BTreeMap::new();
-    for path in reference_files(root) {
+    /// Content -> file (inode, or path number) -> its paths.
+    type ByContent = BTreeMap<Vec<u8>, BTreeMap<(u64, u64), Vec<Vec<u8>>>>;
+    let mut by_content = ByContent::new();
+    for (n, path) in reference_files(root).into_iter().enumerate() {
         let md = std::fs::metadata(p(&path)).unwrap();
         if md.len() < min_size {
             continue;
@@ -442,7 +444,7 @@ fn cli_formats_agree_and_are_lossless() {
     cmd.arg(t.root());
     let out = run(cmd);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with(&format!("# ")), "{text}");
+    assert!(text.starts_with("# "), "{text}");
     assert!(
         text.contains(&format!("{} duplicate groups", expected.len())),
         "{text}"
@@ -472,9 +474,13 @@ fn bad_input_exits_2_and_unreadable_entries_exit_1() {
     t.file("ok/b", "dup");
     let locked = t.file("locked/c", "dup");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(locked.parent().unwrap(), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(
+        locked.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     let unreadable = t.file("ok/unreadable", "dup");
-    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
     t.fifo("ok/fifo");
     let mut cmd = bin();
     cmd.args(["--format", "fdupes", "--stats"]).arg(t.root());
