@@ -32,11 +32,9 @@ fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
             continue;
         }
         let bytes = std::fs::read(p(&path)).unwrap();
+        // With `hard_links`, every path is a file of its own.
         let id = if hard_links {
-            (
-                0,
-                by_content.len() as u64 + path.len() as u64 * 1_000_000 + hash_path(&path),
-            )
+            (u64::MAX, n as u64)
         } else {
             (md.dev(), md.ino())
         };
