@@ -60,12 +60,6 @@ fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
         .collect()
 }
 
-fn hash_path(p: &[u8]) -> u64 {
-    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// Normalises reported groups: each path replaced by the smallest path of
 /// its inode (so which hard link was reported does not matter).
 fn normalise(groups: Vec<Vec<PathBuf>>, root: &Path, hard_links: bool) -> Groups {
