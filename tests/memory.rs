@@ -51,9 +51,6 @@ fn profile_scan(root: &Path, sc: StreamingConfig) -> Profile {
     p
 }
 
-/// The tests share one process: run them one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn tree(files: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let spec = GenSpec {
@@ -67,9 +64,10 @@ fn tree(files: u64) -> tempfile::TempDir {
     dir
 }
 
+/// One test, so the trees are generated once and nothing else runs in this
+/// process while it samples.
 #[test]
-fn scan_memory_is_bounded_and_flat_from_20k_to_100k_files() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+fn memory_is_bounded_and_flat_from_20k_to_100k_files() {
     let small = tree(20_000);
     let large = tree(100_000);
     for sc in [
@@ -107,31 +105,53 @@ fn scan_memory_is_bounded_and_flat_from_20k_to_100k_files() {
             b.peak
         );
     }
+
+    // The command-line tool, as a user runs it, on the same tree.
+    let mib = cli_peak_mib(&["scan", "--parallel-scan"], large.path());
+    println!("dedupe scan, 100k files: peak {mib:.1} MiB");
+    assert!(mib < 32.0, "CLI scan peaked at {mib} MiB");
+
+    // Duplicate finding must hold every file that shares a size, so its
+    // memory grows with the tree, but by a bounded amount per file. Here
+    // every file is a candidate (sizes 0-64 bytes), the worst case.
+    let small_find = cli_peak_mib(&["find"], small.path());
+    let large_find = cli_peak_mib(&["find"], large.path());
+    let per_file = (large_find - small_find) * 1048576.0 / 80_000.0;
+    println!("dedupe find: 20k files {small_find:.1} MiB, 100k files {large_find:.1} MiB: {per_file:.0} bytes per added file");
+    assert!(
+        large_find < PEAK_LIMIT as f64 / 1048576.0,
+        "find peaked at {large_find} MiB"
+    );
+    assert!(
+        per_file <= PER_CANDIDATE as f64,
+        "{per_file:.0} bytes per candidate"
+    );
 }
 
-#[test]
-fn the_cli_reports_its_own_bounded_peak() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let large = tree(100_000);
+/// What the pipeline may spend per candidate file (the target is about
+/// 100; this leaves room for allocator noise).
+const PER_CANDIDATE: u64 = 160;
+
+/// Runs the `dedupe` binary with `--stats` and reads the peak it reports.
+fn cli_peak_mib(args: &[&str], root: &Path) -> f64 {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dedupe"))
-        .args(["scan", "--stats", "--parallel-scan", "--progress", "never"])
-        .arg(large.path())
+        .args(args)
+        .args(["--stats", "--progress", "never"])
+        .arg(root)
         .stdout(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     let line = err
         .lines()
         .find_map(|l| l.strip_prefix("peak memory: "))
         .unwrap_or_else(|| panic!("no peak line in {err}"));
     let (num, unit) = line.split_once(' ').unwrap();
-    let mib = num.parse::<f64>().unwrap()
+    num.parse::<f64>().unwrap()
         * match unit {
             "MiB" => 1.0,
             "KiB" => 1.0 / 1024.0,
             other => panic!("unexpected unit {other}"),
-        };
-    println!("dedupe scan, 100k files: peak {mib:.1} MiB");
-    assert!(mib < 32.0, "CLI scan peaked at {mib} MiB");
+        }
 }

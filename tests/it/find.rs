@@ -532,3 +532,36 @@ proptest! {
         prop_assert_eq!(normalise(groups, t.root(), false), expected);
     }
 }
+
+#[test]
+fn a_cancelled_run_ends_and_says_so() {
+    let t = Tree::new();
+    generate(
+        t.root(),
+        &GenSpec {
+            files: 2_000,
+            dirs: 50,
+            max_size: 100,
+            ..GenSpec::default()
+        },
+    )
+    .unwrap();
+    let finder = Finder::new(
+        Arc::new(Config::default()),
+        Arc::new(NoProgress),
+        None,
+        FindOptions::default(),
+    );
+    finder.canceller().cancel();
+    let report = finder.run(&[t.root()], |_| {}).unwrap();
+    assert!(report.summary.interrupted);
+    assert!(
+        report
+            .summary
+            .stages
+            .iter()
+            .all(|s| s.files == 0 || s.name == "size"),
+        "{:?}",
+        report.summary.stages
+    );
+}

@@ -37,8 +37,41 @@
 //! assert_eq!(files, 1);
 //! ```
 //!
-//! With the `async` feature, [`StreamingWalker::stream_to_pipeline`] hands
+//! With the `async` feature, `StreamingWalker::stream_to_pipeline` hands
 //! the same batches to an async closure.
+//!
+//! ## Finding duplicates
+//!
+//! [`Finder`] runs the walker and the staged pipeline (size, quick check,
+//! statistical sample, full hash) at once, and reports each group the
+//! moment it is confirmed:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use dedupe::{Config, FindEvent, FindOptions, Finder, NoProgress};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # std::fs::write(dir.path().join("a.jpg"), b"same bytes").unwrap();
+//! # std::fs::write(dir.path().join("b.jpg"), b"same bytes").unwrap();
+//! # std::fs::write(dir.path().join("c.jpg"), b"other byte").unwrap();
+//! let finder = Finder::new(
+//!     Arc::new(Config::default()),
+//!     Arc::new(NoProgress),
+//!     None,
+//!     FindOptions::default(),
+//! );
+//! let mut seen = 0;
+//! let report = finder
+//!     .run(&[dir.path()], |event| {
+//!         if let FindEvent::Group(g) = event {
+//!             seen += 1; // written as soon as confirmed, while the walk goes on
+//!             assert_eq!(g.files.len(), 2);
+//!         }
+//!     })
+//!     .unwrap();
+//! assert_eq!((seen, report.group_count()), (1, 1));
+//! assert_eq!(report.summary.redundant_bytes, 10);
+//! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -10,6 +10,11 @@
 //!   and both slow down; small reads, on the other hand, gain from a queue
 //!   depth above one (the drive reorders them), so they stay parallel.
 //!   Elsewhere every reader may take a large file.
+//! * Unless the disk is not what limits: each large read's throughput is
+//!   measured, and while reads on a "rotational" device run faster than any
+//!   spindle delivers ([`CACHED_RATE`], so the data comes from the page
+//!   cache, or the "disk" is a virtual one backed by flash) every reader
+//!   may take a large file again. A slow read puts the limit back.
 //!
 //! Small-file work is batched per channel message in proportion to the
 //! queue: `clamp(ready / (2 x readers), 1, 64)` tasks, so a short queue is
@@ -18,6 +23,10 @@
 use std::path::Path;
 
 use crate::config::{available_cpus, Config};
+
+/// Read throughput no spinning disk sustains (bytes/s): above it, the data
+/// did not come from a platter.
+pub(crate) const CACHED_RATE: f64 = 400e6;
 
 /// Largest batch of small-file tasks in one job.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -53,11 +62,33 @@ pub(crate) fn readers<P: AsRef<Path>>(config: &Config, _roots: &[P]) -> usize {
 }
 
 /// How many readers may read large files at once, by the rule above.
-pub(crate) fn large_readers<P: AsRef<Path>>(roots: &[P], readers: usize) -> usize {
-    if roots.iter().any(|r| is_rotational(r.as_ref())) {
-        1
-    } else {
-        readers
+pub(crate) struct LargeReaders {
+    rotational: bool,
+    readers: usize,
+    limit: usize,
+}
+
+impl LargeReaders {
+    pub(crate) fn new<P: AsRef<Path>>(roots: &[P], readers: usize) -> LargeReaders {
+        let rotational = roots.iter().any(|r| is_rotational(r.as_ref()));
+        LargeReaders {
+            rotational,
+            readers,
+            limit: if rotational { 1 } else { readers },
+        }
+    }
+
+    /// The current limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A large read of `bytes` took `nanos`.
+    pub(crate) fn observe(&mut self, bytes: u64, nanos: u64) {
+        if self.rotational && nanos > 0 && bytes >= 1 << 20 {
+            let rate = bytes as f64 * 1e9 / nanos as f64;
+            self.limit = if rate > CACHED_RATE { self.readers } else { 1 };
+        }
     }
 }
 
@@ -75,6 +106,26 @@ mod tests {
         assert_eq!(batch_for(0, 2), 1);
         assert_eq!(batch_for(10, 2), 2);
         assert_eq!(batch_for(100_000, 2), MAX_BATCH);
+    }
+
+    #[test]
+    fn large_reads_widen_when_the_disk_is_not_the_limit() {
+        let mut l = LargeReaders {
+            rotational: true,
+            readers: 4,
+            limit: 1,
+        };
+        l.observe(64 << 20, 20_000_000); // 64 MiB in 20 ms: cached
+        assert_eq!(l.limit(), 4);
+        l.observe(64 << 20, 500_000_000); // 64 MiB in 0.5 s: a platter
+        assert_eq!(l.limit(), 1);
+        let mut ssd = LargeReaders {
+            rotational: false,
+            readers: 4,
+            limit: 4,
+        };
+        ssd.observe(64 << 20, 5_000_000_000);
+        assert_eq!(ssd.limit(), 4, "only rotational disks are limited");
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Finder {
         let started = Instant::now();
         let roots = distinct_roots(roots);
         let readers = adapt::readers(&self.config, &roots);
-        let large_slots = adapt::large_readers(&roots, readers);
+        let mut large_readers = adapt::LargeReaders::new(&roots, readers);
         let mut walk = self.walker.walk(&roots)?;
         let walk_rx = walk.receiver().clone();
 
@@ -296,10 +296,10 @@ impl Finder {
                 walk.stop();
                 state.clear_ready();
             }
-            if self.options.streaming || !walking {
+            if (self.options.streaming || !walking) && !interrupted {
                 while inflight < max_inflight && state.has_ready() {
                     let batch = adapt::batch_for(state.ready_len(), readers);
-                    let allow_large = inflight_large < large_slots;
+                    let allow_large = inflight_large < large_readers.limit();
                     let Some(job) = state.next_job(batch, allow_large) else {
                         break;
                     };
@@ -337,6 +337,8 @@ impl Finder {
             let walk_arm = if take_files { walk_rx.clone() } else { never() };
             select! {
                 recv(walk_arm) -> ev => match ev {
+                    // After a cancel, what the walker still delivers is dropped.
+                    Ok(WalkEvent::Batch(_)) if interrupted => {}
                     Ok(WalkEvent::Batch(batch)) => {
                         for e in &batch {
                             state.add(e, &mut became);
@@ -364,6 +366,7 @@ impl Finder {
                     inflight -= 1;
                     if results.len() == 1 && results[0].size >= LARGE_JOB {
                         inflight_large -= 1;
+                        large_readers.observe(results[0].bytes_read, results[0].nanos);
                     }
                     for d in results {
                         apply(&mut state, d, &mut stages, &mut pipeline_errors, &mut on_event);

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Whole-tool benchmarks: dedupe side by side with its peers, in one run.
+
+    python3 bench/bench.py            # everything (scan + find), 3 rounds
+    python3 bench/bench.py scan       # dedupe scan vs find and fd
+    python3 bench/bench.py find       # dedupe vs fclones and jdupes + the seed's table
+    python3 bench/bench.py --rounds 5 --quick find
+
+Trees are made with `dedupe gen` (deterministic) under $BENCH_DIR
+(default: target/bench) and reused while their parameters are unchanged.
+Every tool runs once to warm the page cache, then the tools take turns,
+round after round; the table shows the median wall time, the largest peak
+RSS (from wait4), and the ratio to the best peer. No wall-clock threshold
+fails anything: these are numbers to read, on a shared, noisy machine.
+The group counts of every duplicate finder are printed side by side: they
+must agree (a cross-tool oracle).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEDUPE = os.path.join(ROOT, "target", "release", "dedupe")
+
+# name -> (dedupe gen arguments, description)
+TREES = {
+    "seed-10k": (["--files", "10000", "--dirs", "500", "--max-size", "80KiB", "--seed", "10"],
+                 "10,000 files / 500 dirs (the seed's shape)"),
+    "mixed-100k": (["--files", "100000", "--dirs", "2000", "--sizes", "lognormal", "--median", "16KiB",
+                    "--max-size", "4MiB", "--dup-ratio", "0.2", "--seed", "100"],
+                   "100,000 files, log-normal sizes up to 4 MiB, ~20% duplicates"),
+    "small-1m": (["--files", "1000000", "--dirs", "10000", "--max-size", "2KiB", "--seed", "1000"],
+                 "1,000,000 files of 0-2 KiB in 10,000 dirs"),
+    "large-100": (["--files", "100", "--dirs", "5", "--min-size", "8MiB", "--max-size", "96MiB",
+                   "--dup-ratio", "0.33", "--near-ratio", "0.1", "--seed", "7"],
+                  "100 large files of 8-96 MiB, a third duplicated"),
+    "scan-100k": (["--files", "100000", "--dirs", "2000", "--max-size", "0", "--seed", "5"],
+                  "100,000 empty files in 2,000 dirs (scan growth check)"),
+}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_tools(need):
+    missing = []
+    for tool, how in need:
+        if shutil.which(tool) is None:
+            missing.append(how)
+    for how in missing:
+        print(f"installing: {' '.join(how)}", file=sys.stderr)
+        try:
+            sh(how, stdout=subprocess.DEVNULL)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            print(f"  could not install ({e}); that peer is skipped", file=sys.stderr)
+
+
+def tree(base, name):
+    args, _ = TREES[name]
+    path = os.path.join(base, name)
+    stamp = os.path.join(base, name + ".args")
+    want = " ".join(args)
+    if os.path.exists(stamp) and open(stamp).read() == want:
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    print(f"generating {name}: dedupe gen {want}", file=sys.stderr)
+    sh([DEDUPE, "gen", path] + args)
+    with open(stamp, "w") as f:
+        f.write(want)
+    return path
+
+
+def measure(cmd, out_path):
+    """Runs cmd with stdout to out_path; returns (seconds, peak RSS MiB, exit code).
+
+    Peak RSS comes from GNU time, not from wait4 here: a child forked from
+    this Python process would count Python's own pages in its peak.
+    """
+    stats = out_path + ".time"
+    with open(out_path, "wb") as out:
+        start = time.perf_counter()
+        code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", stats] + cmd,
+                               stdout=out, stderr=subprocess.DEVNULL)
+        secs = time.perf_counter() - start
+    with open(stats) as f:
+        lines = [l for l in f.read().split() if l.isdigit()]
+    peak_kib = int(lines[-1]) if lines else 0
+    return secs, peak_kib / 1024.0, code
+
+
+def fdupes_groups(path):
+    """Groups in fdupes-style output (paths, blank line between groups)."""
+    groups, current = 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                current += 1
+            else:
+                if current > 1:
+                    groups += 1
+                current = 0
+    return groups + (1 if current > 1 else 0)
+
+
+def line_count(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def run_table(title, tools, rounds, scratch):
+    """tools: list of (name, cmd, is_ours). Returns {name: (median s, peak MiB, out_path)}."""
+    results = {name: [] for name, _, _ in tools}
+    peaks = {name: 0.0 for name, _, _ in tools}
+    outs = {}
+    for name, cmd, _ in tools:  # warm-up: page cache, binaries
+        outs[name] = os.path.join(scratch, name.replace(" ", "_") + ".out")
+        measure(cmd, outs[name])
+    for r in range(rounds):
+        order = tools if r % 2 == 0 else list(reversed(tools))
+        for name, cmd, _ in order:
+            secs, peak, code = measure(cmd, outs[name])
+            results[name].append(secs)
+            peaks[name] = max(peaks[name], peak)
+            if code not in (0, 1):
+                print(f"  {name} exited {code}", file=sys.stderr)
+    med = {n: statistics.median(v) for n, v in results.items()}
+    peers = [n for n, _, ours in tools if not ours]
+    best_peer = min((med[n] for n in peers), default=None)
+    print(f"\n### {title}\n")
+    print("| tool | median wall | peak RSS | vs best peer |")
+    print("|---|---|---|---|")
+    for name, _, ours in tools:
+        ratio = f"{med[name] / best_peer:.2f}x" if best_peer else "-"
+        print(f"| {name} | {med[name]:.3f} s | {peaks[name]:.1f} MiB | {ratio} |")
+    return {n: (med[n], peaks[n], outs[n]) for n in med}
+
+
+def bench_scan(base, rounds, scratch):
+    ensure_tools([("fdfind", ["apt-get", "install", "-y", "-qq", "fd-find"])])
+    for name in ["scan-100k", "small-1m"]:
+        path = tree(base, name)
+        tools = [
+            ("dedupe scan", [DEDUPE, "scan", "--progress", "never", path], True),
+            ("dedupe scan --parallel-scan", [DEDUPE, "scan", "--parallel-scan", "--progress", "never", path], True),
+            ("find -printf %s", ["find", path, "-type", "f", "-printf", "%s\n"], False),
+        ]
+        if shutil.which("fdfind"):
+            tools.append(("fd -u -t f", ["fdfind", "-u", "-t", "f", ".", path], False))
+        res = run_table(f"scan: {TREES[name][1]}", tools, rounds, scratch)
+        print()
+        for tool, (secs, peak, out) in res.items():
+            n = line_count(out)
+            print(f"- {tool}: {n} files, {n / secs:,.0f} files/s")
+        find_rate = line_count(res["find -printf %s"][2]) / res["find -printf %s"][0]
+        ours = line_count(res["dedupe scan"][2]) / res["dedupe scan"][0]
+        print(f"- dedupe scan / find files/s: {ours / find_rate:.2f}x (target >= 1.5x); "
+              f"dedupe scan peak {res['dedupe scan'][1]:.1f} MiB (target < 32 MiB)")
+
+
+def first_result(cmd, scratch):
+    """Runs a JSON Lines command; returns (seconds to the first group line,
+    total seconds, peak RSS MiB, the summary object)."""
+    stats = os.path.join(scratch, "first.time")
+    start = time.perf_counter()
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", stats] + cmd,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first, last = None, None
+    for line in proc.stdout:
+        if first is None and line.startswith(b'{"type":"group"'):
+            first = time.perf_counter() - start
+        last = line
+    proc.wait()
+    secs = time.perf_counter() - start
+    with open(stats) as f:
+        digits = [l for l in f.read().split() if l.isdigit()]
+    return first, secs, (int(digits[-1]) / 1024.0 if digits else 0.0), json.loads(last) if last else {}
+
+
+def bench_find(base, rounds, scratch, names):
+    ensure_tools([
+        ("jdupes", ["apt-get", "install", "-y", "-qq", "jdupes"]),
+        ("fclones", ["cargo", "install", "fclones", "--version", "0.35.0", "--locked"]),
+    ])
+    fclones = shutil.which("fclones") or os.path.expanduser("~/.cargo/bin/fclones")
+    for name in names:
+        path = tree(base, name)
+        tools = [("dedupe", [DEDUPE, "--progress", "never", "--format", "fdupes", path], True)]
+        if os.path.exists(fclones):
+            tools.append(("fclones 0.35", [fclones, "--progress=false", "group", "--format", "fdupes", path], False))
+        if shutil.which("jdupes"):
+            tools.append(("jdupes", ["jdupes", "-r", "-q", path], False))
+        res = run_table(f"find: {TREES[name][1]}", tools, rounds, scratch)
+        counts = {tool: fdupes_groups(out) for tool, (_, _, out) in res.items()}
+        agree = "agree" if len(set(counts.values())) == 1 else "DISAGREE"
+        print(f"\ngroups found: {', '.join(f'{t} {c}' for t, c in counts.items())} ({agree})")
+        # The seed's table, streaming vs traditional. Time to first result is
+        # measured from outside: process start to the first group line on
+        # stdout (median of the rounds).
+        rows = []
+        for mode, flag in [("Traditional", "--no-streaming"), ("Streaming", "--streaming")]:
+            firsts, rates, peak = [], [], 0.0
+            for _ in range(rounds):
+                first, secs, p, summary = first_result([DEDUPE, flag, "--progress", "never",
+                                                        "--format", "jsonl", path], scratch)
+                firsts.append(first)
+                rates.append(summary.get("files_scanned", 0) / secs)
+                peak = max(peak, p)
+            known = [f for f in firsts if f is not None]
+            rows.append((mode, statistics.median(rates), peak,
+                         statistics.median(known) * 1000 if known else None))
+        print("\n| Mode | Files/sec | Memory Peak | Time to First Result |")
+        print("|---|---|---|---|")
+        for mode, rate, peak, first in rows:
+            ftxt = "-" if first is None else f"{first / 1000:.3f}s"
+            print(f"| {mode} | {rate:,.0f} | {peak:.1f} MB | {ftxt} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="only the 10k and 100k trees for find")
+    ap.add_argument("--trees", nargs="*", help="find trees to run (default: all)")
+    args = ap.parse_args()
+    base = os.path.abspath(os.environ.get("BENCH_DIR", os.path.join(ROOT, "target", "bench")))
+    os.makedirs(base, exist_ok=True)
+    sh(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
+    ensure_tools([("/usr/bin/time", ["apt-get", "install", "-y", "-qq", "time"])])
+    print(f"# dedupe benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+          f"{args.rounds} rounds, warm cache")
+    names = args.trees or (["seed-10k", "mixed-100k"] if args.quick
+                           else ["seed-10k", "mixed-100k", "small-1m", "large-100"])
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.what in ("all", "scan"):
+            bench_scan(base, args.rounds, scratch)
+        if args.what in ("all", "find"):
+            bench_find(base, args.rounds, scratch, names)
+
+
+if __name__ == "__main__":
+    main()
