@@ -21,6 +21,8 @@ struct Counts {
     bytes: AtomicU64,
     errors: AtomicU64,
     scan_done: AtomicBool,
+    /// Milliseconds from start to the end of the scan (0: not yet).
+    scan_ms: AtomicU64,
     cand_files: AtomicU64,
     cand_bytes: AtomicU64,
     hashed: AtomicU64,
@@ -37,7 +39,12 @@ pub struct Bars {
     started: Instant,
     stop: AtomicBool,
     ticker: Mutex<Option<JoinHandle<()>>>,
+    /// Recent (time, bytes hashed) samples, for a rate that reflects now.
+    window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
 }
+
+/// How far back the hashing rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(3);
 
 impl Bars {
     /// Starts drawing; `processing` adds the second bar.
@@ -67,6 +74,7 @@ impl Bars {
             started: Instant::now(),
             stop: AtomicBool::new(false),
             ticker: Mutex::new(None),
+            window: Mutex::new(std::collections::VecDeque::new()),
         });
         let weak = Arc::downgrade(&bars);
         let handle = std::thread::Builder::new()
@@ -85,18 +93,21 @@ impl Bars {
 
     fn redraw(&self) {
         let c = &self.counts;
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let files = c.files.load(Relaxed);
-        let done = if c.scan_done.load(Relaxed) {
-            " (done)"
+        let now = Instant::now();
+        let scan_ms = c.scan_ms.load(Relaxed);
+        let scan_secs = if scan_ms > 0 {
+            scan_ms as f64 / 1000.0
         } else {
-            ""
-        };
+            self.started.elapsed().as_secs_f64()
+        }
+        .max(1e-3);
+        let files = c.files.load(Relaxed);
+        let done = if c.scan_done.load(Relaxed) { " (done)" } else { "" };
         self.scan.set_message(format!(
             "{files} files, {} dirs, {}, {:.0} files/s, {} errors{done}",
             c.dirs.load(Relaxed),
             human_bytes(c.bytes.load(Relaxed)),
-            files as f64 / secs,
+            files as f64 / scan_secs,
             c.errors.load(Relaxed),
         ));
         self.scan.tick();
@@ -104,25 +115,34 @@ impl Bars {
             pb.set_length(c.cand_files.load(Relaxed));
             pb.set_position(c.settled_files.load(Relaxed));
             let hashed = c.hashed.load(Relaxed);
-            let eta = if c.scan_done.load(Relaxed) {
-                // Only once the scan is over is the amount of work known.
+            let rate = {
+                let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+                w.push_back((now, hashed));
+                while w.len() > 2 && now.duration_since(w[0].0) > RATE_WINDOW {
+                    w.pop_front();
+                }
+                let (t0, b0) = w[0];
+                let secs = now.duration_since(t0).as_secs_f64();
+                if secs > 0.0 {
+                    (hashed - b0) as f64 / secs
+                } else {
+                    0.0
+                }
+            };
+            // Only once the scan is over is the amount of work known.
+            let eta = if c.scan_done.load(Relaxed) && rate > 0.0 {
                 let left = c
                     .cand_bytes
                     .load(Relaxed)
                     .saturating_sub(c.settled_bytes.load(Relaxed));
-                let rate = hashed as f64 / secs;
-                if rate > 0.0 {
-                    format!(", ETA {:.0}s", left as f64 / rate)
-                } else {
-                    String::new()
-                }
+                format!(", ETA {:.0}s", left as f64 / rate)
             } else {
                 String::new()
             };
             pb.set_message(format!(
                 "{} hashed, {}/s{eta}",
                 human_bytes(hashed),
-                human_bytes((hashed as f64 / secs) as u64)
+                human_bytes(rate as u64)
             ));
         }
     }
@@ -156,6 +176,8 @@ impl ProgressTracker for Bars {
         self.counts.errors.fetch_add(1, Relaxed);
     }
     fn scan_finished(&self) {
+        let ms = self.started.elapsed().as_millis().max(1) as u64;
+        self.counts.scan_ms.store(ms, Relaxed);
         self.counts.scan_done.store(true, Relaxed);
     }
     fn candidates_added(&self, files: u64, bytes: u64) {
