@@ -102,7 +102,11 @@ impl Bars {
         }
         .max(1e-3);
         let files = c.files.load(Relaxed);
-        let done = if c.scan_done.load(Relaxed) { " (done)" } else { "" };
+        let done = if c.scan_done.load(Relaxed) {
+            " (done)"
+        } else {
+            ""
+        };
         self.scan.set_message(format!(
             "{files} files, {} dirs, {}, {:.0} files/s, {} errors{done}",
             c.dirs.load(Relaxed),

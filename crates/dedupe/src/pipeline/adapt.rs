@@ -12,7 +12,7 @@
 //!   Elsewhere every reader may take a large file.
 //! * Unless the disk is not what limits: each large read's throughput is
 //!   measured, and while reads on a "rotational" device run faster than any
-//!   spindle delivers ([`CACHED_RATE`], so the data comes from the page
+//!   spindle delivers (400 MB/s, so the data comes from the page
 //!   cache, or the "disk" is a virtual one backed by flash) every reader
 //!   may take a large file again. A slow read puts the limit back.
 //!

@@ -17,7 +17,7 @@
 //!   the chosen algorithm. Files up to 64 KiB skip straight to the full
 //!   hash, one read each.
 //! * A file goes to the next stage only when another shares its key; the
-//!   trie in [`state`] keeps that bookkeeping.
+//!   trie in the `state` module keeps that bookkeeping.
 //! * Priority: when work waits, larger files go first (they free the most
 //!   space). Batching: small files travel 1-64 per job, large files one per
 //!   job. Adaptive: see [`adapt`].

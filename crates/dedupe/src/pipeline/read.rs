@@ -35,9 +35,9 @@ pub(crate) const READ_BUF: usize = 1 << 20;
 /// A stage of the pipeline after the size bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// First and last [`EDGE`] bytes.
+    /// First and last 4 KiB.
     Quick,
-    /// [`SAMPLES`] blocks spread evenly through the file.
+    /// 16 blocks of 4 KiB spread evenly through the file.
     Statistical,
     /// The whole content, with the chosen algorithm.
     Full,

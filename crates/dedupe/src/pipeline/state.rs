@@ -428,13 +428,8 @@ impl State {
             }
             Some(Slot::Single(i)) => {
                 if self.verify && size > 0 {
-                    self.cands[c as usize].as_mut().expect("live").node = parent;
-                    let with = VerifyWith {
-                        key,
-                        digest: digest.unwrap_or_else(|| self.algo.hasher().finish()),
-                        other: self.singles[i as usize].clone().expect("live single"),
-                    };
-                    self.schedule(c, size, Some(Box::new(with)));
+                    let other = self.singles[i as usize].clone().expect("live single");
+                    self.schedule_verify(c, parent, size, key, digest, other);
                     Slot::Single(i)
                 } else {
                     let p = self.take_single(i);
@@ -447,29 +442,14 @@ impl State {
                         self.settle(1, size);
                     }
                     let cand = self.take(c);
-                    let g = self.groups.len() as u32;
                     let digest = digest.unwrap_or_else(|| self.algo.hasher().finish());
-                    self.groups.push(Group {
-                        id: None,
-                        size,
-                        digest,
-                        files: vec![p, cand.path],
-                        last_emit: None,
-                        dirty: true,
-                    });
-                    self.dirty.push(g);
-                    Slot::Group(g)
+                    Slot::Group(self.new_group(size, digest, [p, cand.path]))
                 }
             }
             Some(Slot::Group(g)) => {
                 if self.verify && size > 0 {
-                    self.cands[c as usize].as_mut().expect("live").node = parent;
-                    let with = VerifyWith {
-                        key,
-                        digest: digest.unwrap_or_else(|| self.algo.hasher().finish()),
-                        other: self.groups[g as usize].files[0].clone(),
-                    };
-                    self.schedule(c, size, Some(Box::new(with)));
+                    let other = self.groups[g as usize].files[0].clone();
+                    self.schedule_verify(c, parent, size, key, digest, other);
                 } else {
                     self.counts[stage_idx].passed += 1;
                     if steps == 0 {
@@ -484,6 +464,41 @@ impl State {
             }
         };
         self.put_slot(parent, key, new_slot);
+    }
+
+    /// A new group of two, to be reported.
+    fn new_group(&mut self, size: u64, digest: Digest, files: [PathRef; 2]) -> u32 {
+        let g = self.groups.len() as u32;
+        self.groups.push(Group {
+            id: None,
+            size,
+            digest,
+            files: files.into(),
+            last_emit: None,
+            dirty: true,
+        });
+        self.dirty.push(g);
+        g
+    }
+
+    /// Queues a byte comparison of `c` against `other` before `c` may join
+    /// the files under `key`.
+    fn schedule_verify(
+        &mut self,
+        c: u32,
+        parent: u32,
+        size: u64,
+        key: Key,
+        digest: Option<Digest>,
+        other: PathRef,
+    ) {
+        self.cands[c as usize].as_mut().expect("live").node = parent;
+        let with = VerifyWith {
+            key,
+            digest: digest.unwrap_or_else(|| self.algo.hasher().finish()),
+            other,
+        };
+        self.schedule(c, size, Some(Box::new(with)));
     }
 
     fn join(&mut self, g: u32, path: PathRef) {
@@ -538,17 +553,7 @@ impl State {
             Some(Slot::Single(i)) => {
                 let p = self.take_single(i);
                 self.counts[stage_idx].passed += 2;
-                let g = self.groups.len() as u32;
-                self.groups.push(Group {
-                    id: None,
-                    size,
-                    digest,
-                    files: vec![p, cand.path],
-                    last_emit: None,
-                    dirty: true,
-                });
-                self.dirty.push(g);
-                Slot::Group(g)
+                Slot::Group(self.new_group(size, digest, [p, cand.path]))
             }
             Some(Slot::Group(g)) => {
                 self.counts[stage_idx].passed += 1;
