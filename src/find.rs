@@ -93,12 +93,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         eprintln!("dedupe: interrupted; the groups above were confirmed before the stop");
         return Ok(exit::INTERRUPTED);
     }
-    if ui::serious_errors(&s.error_counts) > 0 && !args.walk.verbose {
-        ui.message(&format!(
-            "dedupe: some entries could not be read ({}); --verbose lists them",
-            ui::errors_by_kind(&s.error_counts)
-        ));
-    }
+    ui::error_note(&ui, args.walk.verbose, &s.error_counts);
     Ok(if ui::serious_errors(&s.error_counts) > 0 {
         exit::PARTIAL
     } else {

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use dedupe::report::{human_bytes, JsonPath};
-use dedupe::{ErrorKind, FileEntry, StreamingWalker, WalkEvent};
+use dedupe::{FileEntry, StreamingWalker, WalkEvent};
 use serde::Serialize;
 
 use crate::args::{ScanArgs, ScanFormat};
@@ -102,7 +102,6 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     if interrupt.fired() {
         return Ok(exit::INTERRUPTED);
     }
-    let no_extra = [0; ErrorKind::ALL.len()];
     if args.walk.stats {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         eprintln!(
@@ -118,7 +117,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             eprintln!("peak memory: {}", human_bytes(peak));
         }
     }
-    ui::error_note(&ui, args.walk.verbose, &stats, &no_extra);
+    ui::error_note(&ui, args.walk.verbose, &stats.errors);
     Ok(if ui::serious_errors(&stats.errors) > 0 {
         exit::PARTIAL
     } else {

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker, WalkStats};
+use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker};
 
 use crate::args::ProgressMode;
 use crate::bars::Bars;
@@ -96,12 +96,11 @@ pub fn errors_by_kind(errors: &[u64; ErrorKind::ALL.len()]) -> String {
 }
 
 /// The closing note when errors were counted but not listed.
-pub fn error_note(ui: &Ui, verbose: bool, stats: &WalkStats, extra: &[u64; ErrorKind::ALL.len()]) {
-    let all: [u64; ErrorKind::ALL.len()] = std::array::from_fn(|i| stats.errors[i] + extra[i]);
-    if serious_errors(&all) > 0 && !verbose {
+pub fn error_note(ui: &Ui, verbose: bool, errors: &[u64; ErrorKind::ALL.len()]) {
+    if serious_errors(errors) > 0 && !verbose {
         ui.message(&format!(
             "dedupe: some entries could not be read ({}); --verbose lists them",
-            errors_by_kind(&all)
+            errors_by_kind(errors)
         ));
     }
 }

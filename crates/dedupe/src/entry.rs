@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,19 +58,7 @@ impl DirPath {
     pub(crate) fn join(&self, name: &[u8]) -> PathBuf {
         let mut buf = Vec::with_capacity(self.path.as_os_str().len() + 1 + name.len());
         self.join_into(name, &mut buf);
-        PathBuf::from(std::ffi::OsString::from_vec_compat(buf))
-    }
-}
-
-/// `OsString::from_vec` lives in a Unix extension trait; this keeps the call
-/// sites short.
-trait FromVecCompat {
-    fn from_vec_compat(v: Vec<u8>) -> Self;
-}
-impl FromVecCompat for std::ffi::OsString {
-    fn from_vec_compat(v: Vec<u8>) -> Self {
-        use std::os::unix::ffi::OsStringExt;
-        std::ffi::OsString::from_vec(v)
+        PathBuf::from(std::ffi::OsString::from_vec(buf))
     }
 }
 

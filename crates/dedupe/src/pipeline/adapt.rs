@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use crate::config::{available_cpus, Config};
+use crate::config::Config;
 
 /// Read throughput no spinning disk sustains (bytes/s): above it, the data
 /// did not come from a platter.
@@ -53,12 +53,8 @@ pub fn is_rotational(path: &Path) -> bool {
 }
 
 /// Readers for the hashing stages, by the rule above.
-pub(crate) fn readers<P: AsRef<Path>>(config: &Config, _roots: &[P]) -> usize {
-    if config.threads_per_stage > 0 {
-        config.threads_per_stage
-    } else {
-        available_cpus()
-    }
+pub(crate) fn readers(config: &Config) -> usize {
+    config.effective_threads()
 }
 
 /// How many readers may read large files at once, by the rule above.
@@ -134,7 +130,7 @@ mod tests {
             threads_per_stage: 3,
             ..Config::default()
         };
-        assert_eq!(readers(&c, &["/"]), 3);
-        assert!(readers(&Config::default(), &["/"]) >= 1);
+        assert_eq!(readers(&c), 3);
+        assert!(readers(&Config::default()) >= 1);
     }
 }

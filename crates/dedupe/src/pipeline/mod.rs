@@ -244,7 +244,7 @@ impl Finder {
     ) -> Result<FindReport, WalkError> {
         let started = Instant::now();
         let roots = distinct_roots(roots);
-        let readers = adapt::readers(&self.config, &roots);
+        let readers = adapt::readers(&self.config);
         let mut large_readers = adapt::LargeReaders::new(&roots, readers);
         let mut walk = self.walker.walk(&roots)?;
         let walk_rx = walk.receiver().clone();
