@@ -15,7 +15,7 @@ use dedupe::{
 };
 use proptest::prelude::*;
 
-use crate::util::{bin, code, p, reference_files, run, split0, stderr, unprivileged, Tree};
+use crate::util::{bin, chmod, code, p, reference_files, run, split0, stderr, unprivileged, Tree};
 
 /// A group as a set of inodes (hard links are one file), or of paths.
 type Groups = BTreeSet<BTreeSet<Vec<u8>>>;
@@ -465,24 +465,15 @@ fn bad_input_exits_2_and_unreadable_entries_exit_1() {
     t.file("ok/a", "dup");
     t.file("ok/b", "dup");
     let locked = t.file("locked/c", "dup");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        locked.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o000),
-    )
-    .unwrap();
+    chmod(locked.parent().unwrap(), 0o000);
     let unreadable = t.file("ok/unreadable", "dup");
-    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+    chmod(&unreadable, 0o000);
     t.fifo("ok/fifo");
     let mut cmd = bin();
     cmd.args(["--format", "fdupes", "--stats"]).arg(t.root());
     let cmd = unprivileged(cmd).expect("setpriv to drop root");
     let out = run(cmd);
-    std::fs::set_permissions(
-        locked.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    chmod(locked.parent().unwrap(), 0o755);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -564,4 +555,29 @@ fn a_cancelled_run_ends_and_says_so() {
         "{:?}",
         report.summary.stages
     );
+}
+
+#[test]
+fn duplicates_deeper_than_path_max_are_found() {
+    let t = Tree::new();
+    let deep = t.deep_file(b"deep duplicate");
+    let shallow = t.file("shallow", "deep duplicate");
+    for verify in [false, true] {
+        let opts = FindOptions {
+            verify,
+            ..FindOptions::default()
+        };
+        let (groups, summary) = find_lib(
+            t.root(),
+            opts,
+            Config::default(),
+            StreamingConfig::default(),
+        );
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        let mut g = groups.concat();
+        g.sort();
+        let mut want = vec![deep.clone(), shallow.clone()];
+        want.sort();
+        assert_eq!(g, want);
+    }
 }

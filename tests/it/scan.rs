@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use dedupe::report::decode_json_path;
 
-use crate::util::{bin, code, reference_files, run, split0, stderr, unprivileged, Tree};
+use crate::util::{bin, chmod, code, reference_files, run, split0, stderr, unprivileged, Tree};
 
 fn trap_tree() -> Tree {
     let t = Tree::new();
@@ -102,23 +102,14 @@ fn unreadable_directories_are_counted_and_exit_1() {
     let t = Tree::new();
     t.file("open/a.jpg", "a");
     let locked = t.file("locked/b.jpg", "b");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        locked.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o000),
-    )
-    .unwrap();
+    chmod(locked.parent().unwrap(), 0o000);
     let mut cmd = bin();
     cmd.args(["scan", "--stats", "--verbose"]).arg(t.root());
     let Some(cmd) = unprivileged(cmd) else {
         panic!("cannot drop privileges to test an unreadable directory (no setpriv)");
     };
     let out = run(cmd);
-    std::fs::set_permissions(
-        locked.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    chmod(locked.parent().unwrap(), 0o755);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let listed = split0(
         &out.stdout
@@ -193,4 +184,18 @@ fn closed_stdout_is_not_a_crash() {
         .unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code() == Some(0), "{status:?} {err}");
+}
+
+#[test]
+fn paths_longer_than_path_max_are_listed() {
+    let t = Tree::new();
+    let deep = t.deep_file(b"deep");
+    let mut cmd = bin();
+    cmd.args(["scan", "-0"]).arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        split0(&out.stdout),
+        vec![deep.as_os_str().as_encoded_bytes().to_vec()]
+    );
 }

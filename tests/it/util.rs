@@ -62,6 +62,27 @@ impl Tree {
         path
     }
 
+    /// A file at the bottom of a directory chain deeper than PATH_MAX
+    /// (4096 bytes), built with openat: no whole-path call can make one.
+    pub fn deep_file(&self, content: &[u8]) -> PathBuf {
+        use rustix::fs::{Mode, OFlags};
+        let name = "d".repeat(250);
+        let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+        let mut fd = rustix::fs::open(self.root(), dir_flags, Mode::empty()).unwrap();
+        let mut path = self.root().to_path_buf();
+        for _ in 0..20 {
+            rustix::fs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            fd = rustix::fs::openat(&fd, name.as_str(), dir_flags, Mode::empty()).unwrap();
+            path.push(&name);
+        }
+        let flags = OFlags::WRONLY | OFlags::CREATE;
+        let f = rustix::fs::openat(&fd, "deep.bin", flags, Mode::from_raw_mode(0o644)).unwrap();
+        rustix::io::write(&f, content).unwrap();
+        path.push("deep.bin");
+        assert!(path.as_os_str().len() > 4096);
+        path
+    }
+
     pub fn fifo(&self, rel: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path(rel);
         rustix::fs::mknodat(
@@ -93,6 +114,11 @@ pub fn reference_files(root: &Path) -> BTreeSet<Vec<u8>> {
     let mut out = BTreeSet::new();
     rec(root, &mut out);
     out
+}
+
+/// Sets a file's or directory's permission bits.
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 pub fn bin() -> Command {

@@ -78,6 +78,7 @@
 
 pub mod config;
 pub mod entry;
+mod fsutil;
 pub mod gen;
 pub mod group;
 pub mod hash;

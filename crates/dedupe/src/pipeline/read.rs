@@ -14,7 +14,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rustix::fs::{FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, OFlags, Stat};
 
 use crate::entry::{EntryError, ErrorKind, FileId};
 use crate::hash::{quick_key, Digest, HashAlgo, Key};
@@ -159,7 +159,7 @@ pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<(OwnedFd, Stat),
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| io_err(path, e))?;
+    let fd = crate::fsutil::open(path, flags).map_err(|e| io_err(path, e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err(path, e))?;
     Ok((fd, st))
 }

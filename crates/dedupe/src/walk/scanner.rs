@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::Backoff;
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, Dir, FileType, OFlags, Stat};
 
 use super::{Counters, Filter, WalkEvent};
 use crate::config::Config;
@@ -231,7 +231,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
         // followed behind the user's back.
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = match rustix::fs::open(dir.path(), flags, Mode::empty()) {
+    let fd = match crate::fsutil::open(dir.path(), flags) {
         Ok(fd) => fd,
         Err(e) => {
             out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
