@@ -581,3 +581,32 @@ fn duplicates_deeper_than_path_max_are_found() {
         assert_eq!(g, want);
     }
 }
+
+#[test]
+fn overlapping_roots_count_each_file_once() {
+    let t = Tree::new();
+    t.file("top/a", "dup");
+    t.file("top/sub/b", "dup");
+    t.file("top/sub/c", "other");
+    let sub = t.path("top/sub");
+    let top = t.path("top");
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "-0"])
+        .arg(&sub)
+        .arg(&top)
+        .arg(&sub);
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut files: Vec<Vec<u8>> = split0(&out.stdout)
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            t.path("top/a").into_os_string().into_encoded_bytes(),
+            t.path("top/sub/b").into_os_string().into_encoded_bytes()
+        ]
+    );
+}

@@ -199,3 +199,47 @@ fn paths_longer_than_path_max_are_listed() {
         vec![deep.as_os_str().as_encoded_bytes().to_vec()]
     );
 }
+
+/// Unmounts on drop, so a failing assertion does not leave a mount behind.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn one_file_system_stays_on_the_root_file_system() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let t = Tree::new();
+    t.file("here/a", "a");
+    let mnt = t.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("mount");
+    assert!(status.success(), "root could not mount a tmpfs");
+    let _guard = Mount(mnt.clone());
+    std::fs::write(mnt.join("b"), "b").unwrap();
+
+    let listed = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.arg("scan").args(extra).arg(t.root());
+        let out = run(cmd);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let mut names: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(&[]), ["a", "b"]);
+    assert_eq!(listed(&["--one-file-system"]), ["a"]);
+}
