@@ -397,7 +397,7 @@ impl Finder {
             s.busy_ms = s.busy_ns / 1_000_000;
         }
         let collapsed = state.collapsed_links;
-        stages[0].files = scan.files - collapsed;
+        stages[0].files = scan.files.saturating_sub(collapsed);
         let error_counts: [u64; ErrorKind::ALL.len()] =
             std::array::from_fn(|i| scan.errors[i] + pipeline_errors[i]);
         let store = state.into_store(self.options.hash);
