@@ -610,3 +610,28 @@ fn overlapping_roots_count_each_file_once() {
         ]
     );
 }
+
+#[test]
+fn files_given_as_roots_are_compared() {
+    let t = Tree::new();
+    let a = t.file("a.jpg", "same bytes");
+    let b = t.file("b.jpg", "same bytes");
+    let c = t.file("dir/c.jpg", "same bytes");
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "-0"])
+        .arg(&a)
+        .arg(&b)
+        .arg(t.path("dir"));
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut files: Vec<Vec<u8>> = split0(&out.stdout)
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    files.sort();
+    let want: Vec<Vec<u8>> = [a, b, c]
+        .into_iter()
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .collect();
+    assert_eq!(files, want);
+}

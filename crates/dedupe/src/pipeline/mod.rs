@@ -352,13 +352,11 @@ impl Finder {
                     Ok(WalkEvent::Error(e)) => on_event(FindEvent::Error(&e)),
                     Err(_) => {
                         walking = false;
+                        // Every event came through the channel, now closed:
+                        // this joins the scanners and tells the tracker.
+                        let rest = walk.next();
+                        debug_assert!(rest.is_none());
                         scan_stats = Some(walk.stats());
-                        // Joins the scanners and tells the tracker.
-                        for ev in walk.by_ref() {
-                            if let WalkEvent::Error(e) = ev {
-                                on_event(FindEvent::Error(&e));
-                            }
-                        }
                     }
                 },
                 recv(done_rx) -> results => {

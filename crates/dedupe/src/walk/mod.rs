@@ -32,7 +32,6 @@ mod stream;
 #[cfg(feature = "async")]
 pub use stream::StreamError;
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,27 +204,29 @@ impl StreamingWalker {
             visited: Mutex::new(Default::default()),
         });
 
-        // Roots that are files go straight out; directories become jobs.
-        // They are handed out by the iterator itself: sending them on the
-        // channel now could block, as nobody is receiving yet.
+        // Roots that are files, and roots that cannot be walked, become
+        // events; directories become jobs. The first scanner sends those
+        // events before it lists anything, so every event reaches the
+        // consumer through the one channel.
         let mut root_files = Vec::new();
         let mut root_errors = Vec::new();
         for (path, st) in root_list {
             scanner::seed_root(&shared, path, &st, &mut root_files, &mut root_errors);
         }
-        let mut initial: VecDeque<WalkEvent> =
-            root_errors.into_iter().map(WalkEvent::Error).collect();
+        let mut initial: Vec<WalkEvent> = Vec::new();
         if !root_files.is_empty() {
-            initial.push_front(WalkEvent::Batch(root_files));
+            initial.push(WalkEvent::Batch(root_files));
         }
+        initial.extend(root_errors.into_iter().map(WalkEvent::Error));
 
         let mut threads = Vec::with_capacity(workers.len());
         for (i, local) in workers.into_iter().enumerate() {
             let mine = Arc::clone(&shared);
             let tx: Sender<WalkEvent> = tx.clone();
+            let first = std::mem::take(&mut initial);
             let handle = std::thread::Builder::new()
                 .name(format!("dedupe-scan-{i}"))
-                .spawn(move || scanner::run(&mine, local, &tx));
+                .spawn(move || scanner::run(&mine, local, &tx, first));
             match handle {
                 Ok(h) => threads.push(h),
                 Err(e) => {
@@ -240,7 +241,6 @@ impl StreamingWalker {
         }
         drop(tx);
         Ok(Walk {
-            initial,
             rx: Some(rx),
             threads,
             shared,
@@ -253,7 +253,6 @@ impl StreamingWalker {
 /// A walk in progress. Iterate it for [`WalkEvent`]s; it ends when every
 /// directory has been listed. Dropping it early stops the scanners.
 pub struct Walk {
-    initial: VecDeque<WalkEvent>,
     rx: Option<Receiver<WalkEvent>>,
     threads: Vec<JoinHandle<()>>,
     shared: Arc<scanner::Shared>,
@@ -309,9 +308,6 @@ impl Iterator for Walk {
     type Item = WalkEvent;
 
     fn next(&mut self) -> Option<WalkEvent> {
-        if let Some(ev) = self.initial.pop_front() {
-            return Some(ev);
-        }
         let rx = self.rx.as_ref()?;
         match rx.recv() {
             Ok(ev) => Some(ev),

@@ -171,14 +171,23 @@ impl Out<'_> {
     }
 }
 
-/// A scanner thread's main loop.
-pub(crate) fn run(shared: &Shared, local: Worker<Job>, tx: &Sender<WalkEvent>) {
+/// A scanner thread's main loop; `first` are events to send before any
+/// listing (the roots that are files or could not be walked).
+pub(crate) fn run(
+    shared: &Shared,
+    local: Worker<Job>,
+    tx: &Sender<WalkEvent>,
+    first: Vec<WalkEvent>,
+) {
     let mut out = Out {
         shared,
         tx,
         batch: Vec::with_capacity(shared.batch_size),
         oldest: None,
     };
+    for ev in first {
+        out.send(ev);
+    }
     let backoff = Backoff::new();
     while !shared.quit.load(Ordering::Relaxed) {
         match find_job(shared, &local) {
