@@ -387,10 +387,10 @@ impl Finder {
         let scan = scan_stats.unwrap_or_else(|| walk.stats());
         drop(walk);
 
-        let counts = state.counts;
+        let passed = state.passed;
         for (i, s) in stages.iter_mut().enumerate() {
-            if i < counts.len() {
-                s.candidates_after = counts[i].passed;
+            if let Some(&n) = passed.get(i) {
+                s.candidates_after = n;
             }
             s.busy_ms = s.busy_ns / 1_000_000;
         }

@@ -14,7 +14,6 @@
 //! about 20-40 bytes of map, 16 of path and its name in the arena; per
 //! candidate still being read, 48 bytes more.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashSet};
 
 use rustc_hash::FxHashMap as HashMap;
@@ -188,14 +187,7 @@ struct VerifyWith {
     other: PathRef,
 }
 
-/// Per-stage counts for the summary.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct StageCount {
-    /// Files that shared their key after this stage (still candidates).
-    pub passed: u64,
-}
-
-/// Index of a stage in [`StageCount`] arrays: size, quick, statistical,
+/// Index of a stage in the `passed` counts: size, quick, statistical,
 /// full.
 pub(crate) fn stage_index(s: Option<Stage>) -> usize {
     match s {
@@ -239,9 +231,10 @@ pub(crate) struct State {
     seq: u64,
     dirty: Vec<u32>,
     next_id: u64,
-    pub(crate) counts: [StageCount; 4],
+    /// Per stage (see [`stage_index`]): files that shared their key after
+    /// it, so were still candidates.
+    pub(crate) passed: [u64; 4],
     pub(crate) collapsed_links: u64,
-    pub(crate) candidates_added: u64,
     /// Net candidates at rest (alone for now, grouped, or failed), and
     /// their bytes: the progress bar's position.
     settled: (i64, i64),
@@ -268,9 +261,8 @@ impl State {
             seq: 0,
             dirty: Vec::new(),
             next_id: 1,
-            counts: Default::default(),
+            passed: [0; 4],
             collapsed_links: 0,
-            candidates_added: 0,
             settled: (0, 0),
         }
     }
@@ -318,14 +310,14 @@ impl State {
         self.cands[c as usize].take().expect("live candidate")
     }
 
-    /// Removes and returns the slot under `key` (a size at the root).
-    fn take_slot(&mut self, parent: u32, key: Key) -> Option<Slot> {
+    /// The slot under `key` (a size at the root).
+    fn get_slot(&self, parent: u32, key: Key) -> Option<Slot> {
         let v = if parent == ROOT {
-            take_entry(self.sizes.entry(key[0]))
+            self.sizes.get(&key[0])
         } else {
-            take_entry(self.nodes[parent as usize].children.entry(pack_key(key)))
+            self.nodes[parent as usize].children.get(&pack_key(key))
         };
-        v.map(Slot::unpack)
+        v.copied().map(Slot::unpack)
     }
 
     fn put_slot(&mut self, parent: u32, key: Key, slot: Slot) {
@@ -377,8 +369,7 @@ impl State {
         } else {
             stage_index(Some(ladder(size)[steps - 1]))
         };
-        // Look at what is there, by value, to keep the borrow short.
-        let existing = self.take_slot(parent, key);
+        let existing = self.get_slot(parent, key);
         let was_candidate = steps > 0;
         let new_slot = match existing {
             None if last => {
@@ -405,10 +396,9 @@ impl State {
                     step: steps as u8,
                     children: HashMap::default(),
                 });
-                self.counts[stage_idx].passed += 2;
+                self.passed[stage_idx] += 2;
                 if steps == 0 {
                     became.extend([size, size]);
-                    self.candidates_added += 2;
                 }
                 for x in [o, c] {
                     self.cands[x as usize].as_mut().expect("live").node = n;
@@ -417,10 +407,9 @@ impl State {
                 Slot::Node(n)
             }
             Some(Slot::Node(n)) => {
-                self.counts[stage_idx].passed += 1;
+                self.passed[stage_idx] += 1;
                 if steps == 0 {
                     became.push(size);
-                    self.candidates_added += 1;
                 }
                 self.cands[c as usize].as_mut().expect("live").node = n;
                 self.schedule(c, size, None);
@@ -433,9 +422,8 @@ impl State {
                     Slot::Single(i)
                 } else {
                     let p = self.take_single(i);
-                    self.counts[stage_idx].passed += 2;
+                    self.passed[stage_idx] += 2;
                     if steps == 0 {
-                        self.candidates_added += 2;
                         became.extend([size, size]);
                         self.settle(2, size);
                     } else {
@@ -451,9 +439,8 @@ impl State {
                     let other = self.groups[g as usize].files[0].clone();
                     self.schedule_verify(c, parent, size, key, digest, other);
                 } else {
-                    self.counts[stage_idx].passed += 1;
+                    self.passed[stage_idx] += 1;
                     if steps == 0 {
-                        self.candidates_added += 1;
                         became.push(size);
                     }
                     self.settle(1, size);
@@ -463,7 +450,9 @@ impl State {
                 Slot::Group(g)
             }
         };
-        self.put_slot(parent, key, new_slot);
+        if existing != Some(new_slot) {
+            self.put_slot(parent, key, new_slot);
+        }
     }
 
     /// A new group of two, to be reported.
@@ -548,22 +537,24 @@ impl State {
         let size = self.nodes[parent as usize].size;
         self.settle(1, size);
         let stage_idx = stage_index(Some(Stage::Full));
-        let slot = self.take_slot(parent, key);
+        let slot = self.get_slot(parent, key);
         let new_slot = match slot {
             Some(Slot::Single(i)) => {
                 let p = self.take_single(i);
-                self.counts[stage_idx].passed += 2;
+                self.passed[stage_idx] += 2;
                 Slot::Group(self.new_group(size, digest, [p, cand.path]))
             }
             Some(Slot::Group(g)) => {
-                self.counts[stage_idx].passed += 1;
+                self.passed[stage_idx] += 1;
                 self.join(g, cand.path);
                 Slot::Group(g)
             }
             Some(other) => other,
             None => Slot::Single(self.add_single(cand.path)),
         };
-        self.put_slot(parent, key, new_slot);
+        if slot != Some(new_slot) {
+            self.put_slot(parent, key, new_slot);
+        }
     }
 
     /// A candidate that could not be read leaves the pipeline.
@@ -746,13 +737,6 @@ impl GroupStore {
                     .collect(),
             }
         })
-    }
-}
-
-fn take_entry<K>(e: Entry<'_, K, u32>) -> Option<u32> {
-    match e {
-        Entry::Occupied(o) => Some(o.remove()),
-        Entry::Vacant(_) => None,
     }
 }
 

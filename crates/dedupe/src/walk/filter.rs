@@ -1,6 +1,7 @@
 //! The walker's filters, compiled once per walk. Name-level checks run
 //! before any system call, so a media-only scan never stats a `.txt` file.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -131,15 +132,25 @@ impl Filter {
             return false;
         }
         if self.extensions.is_some() || !self.exclude_extensions.is_empty() {
-            let ext = extension(name).map(|e| e.to_ascii_lowercase());
+            // Lower-cased on the stack: this runs for every file listed.
+            let mut buf = [0u8; 32];
+            let ext: Option<Cow<'_, [u8]>> =
+                extension(name).map(|e| match buf.get_mut(..e.len()) {
+                    Some(b) => {
+                        b.copy_from_slice(e);
+                        b.make_ascii_lowercase();
+                        Cow::Borrowed(&*b)
+                    }
+                    None => Cow::Owned(e.to_ascii_lowercase()), // rare: very long
+                });
             if let Some(keep) = &self.extensions {
                 match &ext {
-                    Some(e) if keep.contains(e) => {}
+                    Some(e) if keep.contains(&**e) => {}
                     _ => return false,
                 }
             }
             if let Some(e) = &ext {
-                if self.exclude_extensions.contains(e) {
+                if self.exclude_extensions.contains(&**e) {
                     return false;
                 }
             }
