@@ -204,8 +204,9 @@ pub struct FindArgs {
     /// NUL-terminated paths (with text or fdupes), an empty record between groups.
     #[arg(long, short = '0')]
     pub print0: bool,
-    /// Full-content hash.
-    #[arg(long, value_enum, default_value_t = HashArg::Xxh3)]
+    /// Full-content hash (BLAKE3 by default: files that differ cannot be
+    /// crafted to share it; xxh3 is faster but only for trusted data).
+    #[arg(long, value_enum, default_value_t = HashArg::Blake3)]
     pub hash: HashArg,
     /// Compare files byte by byte before reporting them as duplicates.
     #[arg(long)]
@@ -233,9 +234,9 @@ pub enum FindFormat {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashArg {
-    /// xxh3-128 (fast, the default).
+    /// xxh3-128: fastest, but two different files can be crafted to share it.
     Xxh3,
-    /// BLAKE3 (cryptographic).
+    /// BLAKE3 (cryptographic, the default).
     Blake3,
     /// SHA-256 (cryptographic, matches sha256sum).
     Sha256,

@@ -413,7 +413,7 @@ fn cli_formats_agree_and_are_lossless() {
             .map(|f| PathBuf::from(p(&decode_json_path(f).unwrap())))
             .collect();
         latest.insert(l["id"].as_u64().unwrap(), files);
-        assert_eq!(l["hash"].as_str().unwrap().len(), 32);
+        assert_eq!(l["hash"].as_str().unwrap().len(), 64, "BLAKE3 by default");
     }
     assert_eq!(
         normalise(latest.into_values().collect(), t.root(), false),

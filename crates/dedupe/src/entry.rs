@@ -12,6 +12,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,14 +23,78 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct DirPath {
     path: Box<Path>,
     depth: u32,
+    /// Index of the root it was reached from, in the order the roots were
+    /// given: reports order paths by it first.
+    root: u32,
+    /// The root directory's open handle, for opening anything below it
+    /// without following symlinks (see [`Base`]). `None`: open by path,
+    /// following symlinks (files named as roots, and everything under
+    /// `follow_links`, where following is what the user asked for).
+    base: Option<Arc<Base>>,
+}
+
+/// An open root directory. Files and directories below it are opened
+/// relative to this handle with symlinks refused at every component, so a
+/// directory swapped for a symlink during the run cannot lead a read out
+/// of the tree.
+#[derive(Debug)]
+pub(crate) struct Base {
+    pub(crate) fd: OwnedFd,
+    /// Length of the root's path in bytes: what follows it in a path
+    /// below the root is the part resolved from `fd`.
+    pub(crate) prefix: usize,
+}
+
+impl Base {
+    /// The part of `path` (a path below this root) to resolve from `fd`.
+    pub(crate) fn relative<'a>(&self, path: &'a [u8]) -> &'a [u8] {
+        let rest = path.get(self.prefix..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        if rest.is_empty() {
+            b"."
+        } else {
+            rest
+        }
+    }
 }
 
 impl DirPath {
+    #[cfg(test)]
     pub(crate) fn new(path: impl Into<PathBuf>, depth: u32) -> Arc<DirPath> {
+        Self::with_root(path, depth, 0, None)
+    }
+
+    pub(crate) fn with_root(
+        path: impl Into<PathBuf>,
+        depth: u32,
+        root: u32,
+        base: Option<Arc<Base>>,
+    ) -> Arc<DirPath> {
         Arc::new(DirPath {
             path: path.into().into_boxed_path(),
             depth,
+            root,
+            base,
         })
+    }
+
+    /// A subdirectory `name` of this one, on the same root.
+    pub(crate) fn child(&self, name: &[u8]) -> Arc<DirPath> {
+        Self::with_root(
+            self.join(name),
+            self.depth + 1,
+            self.root,
+            self.base.clone(),
+        )
+    }
+
+    /// Index of the root this directory was reached from (order given).
+    pub fn root_index(&self) -> u32 {
+        self.root
+    }
+
+    pub(crate) fn base(&self) -> Option<&Arc<Base>> {
+        self.base.as_ref()
     }
 
     /// The directory's path as reached by the walk (root-relative if the
@@ -94,30 +159,110 @@ pub struct FileEntry {
     pub nlink: u64,
     mtime_sec: i64,
     mtime_nsec: u32,
+    ctime_sec: i64,
+    ctime_nsec: u32,
+    /// The file is itself a mount point (a file bind mount): the same inode
+    /// may also be reachable by another path.
+    mount_root: bool,
     /// How it was reached.
     pub kind: EntryKind,
 }
 
+/// The metadata of one `stat`/`statx` call, in the form the walker keeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
+    pub(crate) size: u64,
+    pub(crate) id: FileId,
+    pub(crate) nlink: u64,
+    pub(crate) mtime: (i64, u32),
+    pub(crate) ctime: (i64, u32),
+    pub(crate) mount_root: bool,
+    pub(crate) file_type: rustix::fs::FileType,
+}
+
+impl Meta {
+    pub(crate) fn of_stat(st: &rustix::fs::Stat) -> Meta {
+        Meta {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            id: FileId {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            },
+            nlink: st.st_nlink,
+            mtime: (st.st_mtime, clamp_nsec(st.st_mtime_nsec)),
+            ctime: (st.st_ctime, clamp_nsec(st.st_ctime_nsec)),
+            mount_root: false,
+            file_type: rustix::fs::FileType::from_raw_mode(st.st_mode),
+        }
+    }
+
+    pub(crate) fn of_statx(st: &rustix::fs::Statx) -> Meta {
+        use rustix::fs::StatxAttributes;
+        Meta {
+            size: st.stx_size,
+            id: FileId {
+                dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+                ino: st.stx_ino,
+            },
+            nlink: u64::from(st.stx_nlink),
+            mtime: (st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec),
+            ctime: (st.stx_ctime.tv_sec, st.stx_ctime.tv_nsec),
+            mount_root: st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+            file_type: rustix::fs::FileType::from_raw_mode(u32::from(st.stx_mode)),
+        }
+    }
+}
+
+/// Nanoseconds as the kernel gives them are below 10^9; anything else is
+/// clamped rather than trusted.
+fn clamp_nsec(ns: u64) -> u32 {
+    u32::try_from(ns.min(999_999_999)).unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch, saturating: the one formula the walker and
+/// the readers share, so their comparisons agree.
+pub(crate) fn time_ns((sec, nsec): (i64, u32)) -> i64 {
+    sec.saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(nsec))
+}
+
 impl FileEntry {
+    #[cfg(test)]
     pub(crate) fn from_stat(
         dir: Arc<DirPath>,
         name: &[u8],
         st: &rustix::fs::Stat,
         kind: EntryKind,
     ) -> FileEntry {
+        Self::from_meta(dir, name, &Meta::of_stat(st), kind)
+    }
+
+    pub(crate) fn from_meta(
+        dir: Arc<DirPath>,
+        name: &[u8],
+        m: &Meta,
+        kind: EntryKind,
+    ) -> FileEntry {
         FileEntry {
             dir,
             name: name.into(),
-            size: st.st_size as u64,
-            id: FileId {
-                dev: st.st_dev,
-                ino: st.st_ino,
-            },
-            nlink: st.st_nlink,
-            mtime_sec: st.st_mtime,
-            mtime_nsec: st.st_mtime_nsec as u32,
+            size: m.size,
+            id: m.id,
+            nlink: m.nlink,
+            mtime_sec: m.mtime.0,
+            mtime_nsec: m.mtime.1,
+            ctime_sec: m.ctime.0,
+            ctime_nsec: m.ctime.1,
+            mount_root: m.mount_root,
             kind,
         }
+    }
+
+    /// Whether this inode may also be reached by another path: it has
+    /// other hard links, it was reached through a symlink, or it is a file
+    /// bind mount. Only such files need an identity check.
+    pub fn may_be_aliased(&self) -> bool {
+        self.nlink > 1 || self.kind == EntryKind::SymlinkToFile || self.mount_root
     }
 
     /// The file's directory (shared with its siblings).
@@ -159,6 +304,13 @@ impl FileEntry {
     pub fn mtime_parts(&self) -> (i64, u32) {
         (self.mtime_sec, self.mtime_nsec)
     }
+
+    /// Status-change time as (seconds, nanoseconds) since the Unix epoch:
+    /// it moves on every write and metadata change, even when a copy tool
+    /// puts the modification time back.
+    pub fn ctime_parts(&self) -> (i64, u32) {
+        (self.ctime_sec, self.ctime_nsec)
+    }
 }
 
 /// Why an entry could not be read. Counted per kind in the statistics.
@@ -178,19 +330,23 @@ pub enum ErrorKind {
     /// A root that is neither a regular file nor a directory (FIFO, socket,
     /// device): never opened.
     NotRegular,
+    /// Left out on purpose: a pseudo file system (`/proc`, `/sys`) whose
+    /// sizes do not describe content.
+    Skipped,
     /// Any other I/O error.
     Io,
 }
 
 impl ErrorKind {
     /// All kinds, in report order.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::PermissionDenied,
         ErrorKind::Vanished,
         ErrorKind::NameTooLong,
         ErrorKind::Loop,
         ErrorKind::Changed,
         ErrorKind::NotRegular,
+        ErrorKind::Skipped,
         ErrorKind::Io,
     ];
 
@@ -219,6 +375,7 @@ impl ErrorKind {
             ErrorKind::Loop => "loop",
             ErrorKind::Changed => "changed",
             ErrorKind::NotRegular => "not_regular",
+            ErrorKind::Skipped => "skipped",
             ErrorKind::Io => "io",
         }
     }

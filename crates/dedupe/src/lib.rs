@@ -93,7 +93,7 @@ pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
 pub use group::DuplicateGroup;
 pub use hash::{Digest, HashAlgo};
 pub use pipeline::{
-    Cancel, FindEvent, FindOptions, FindReport, Finder, Stage, StageStats, Summary,
+    Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, Stage, StageStats, Summary,
 };
 pub use progress::{NoProgress, ProgressTracker};
 #[cfg(feature = "async")]

@@ -27,19 +27,22 @@
 //!   hot path, and results are deterministic given the same inputs.
 
 pub mod adapt;
+mod groups;
+mod paths;
 mod read;
 mod state;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, Receiver};
 
+use groups::GroupStore;
 pub use read::Stage;
 use read::{Done, Outcome, Reader, Task};
-use state::{GroupStore, State};
+use state::{Rules, State};
 
 use crate::config::{Config, StreamingConfig};
 use crate::entry::{EntryError, ErrorKind};
@@ -55,8 +58,6 @@ const LARGE_JOB: u64 = 1 << 20;
 /// channel, so a walk far faster than hashing cannot pile the whole tree
 /// up in memory.
 const MAX_BACKLOG: usize = 16_384;
-/// A group that keeps gaining members is reported again at most this often.
-const REEMIT_GAP: Duration = Duration::from_millis(100);
 
 /// How duplicates are decided.
 #[derive(Clone, Debug)]
@@ -76,7 +77,7 @@ pub struct FindOptions {
 impl Default for FindOptions {
     fn default() -> Self {
         FindOptions {
-            hash: HashAlgo::Xxh3,
+            hash: HashAlgo::Blake3,
             verify: false,
             hard_links: false,
             streaming: true,
@@ -201,6 +202,33 @@ impl Cancel {
     fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+
+    fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Why a run could not start or go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FindError {
+    /// The walk could not start (bad configuration, a missing root).
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    /// A reader thread could not be started.
+    #[error("cannot start reader thread: {0}")]
+    Thread(std::io::Error),
+    /// More files than one run can index.
+    #[error(
+        "more than {} candidate files in one run; split the run",
+        state::MAX_FILES
+    )]
+    TooManyFiles,
+    /// `hard_links` with `follow_links`: a symlink and its target are one
+    /// file, hard links are two, and a followed link does not say which
+    /// directory entry it names.
+    #[error("hard links as duplicates (--hard-links) cannot be combined with following symlinks (--follow-links)")]
+    HardLinksWithFollow,
 }
 
 /// Finds duplicate files: the walker plus the staged pipeline.
@@ -237,16 +265,32 @@ impl Finder {
 
     /// Finds the duplicate groups under `roots`, calling `on_event` as
     /// groups are confirmed and errors happen.
+    ///
+    /// A cancelled run returns what it confirmed so far, with
+    /// `summary.interrupted` set; the canceller is reset at the end, so the
+    /// next run starts afresh.
     pub fn run<P: AsRef<Path>>(
         &self,
         roots: &[P],
+        on_event: impl FnMut(FindEvent<'_>),
+    ) -> Result<FindReport, FindError> {
+        let result = self.run_inner(roots, on_event);
+        self.cancel.reset();
+        result
+    }
+
+    fn run_inner<P: AsRef<Path>>(
+        &self,
+        roots: &[P],
         mut on_event: impl FnMut(FindEvent<'_>),
-    ) -> Result<FindReport, WalkError> {
+    ) -> Result<FindReport, FindError> {
         let started = Instant::now();
-        let roots = distinct_roots(roots);
+        if self.options.hard_links && self.config.follow_links {
+            return Err(FindError::HardLinksWithFollow);
+        }
         let readers = adapt::readers(&self.config);
-        let mut large_readers = adapt::LargeReaders::new(&roots, readers);
-        let mut walk = self.walker.walk(&roots)?;
+        let mut large_readers = adapt::LargeReaders::new(roots, readers);
+        let mut walk = self.walker.walk(roots)?;
         let walk_rx = walk.receiver().clone();
 
         // Readers: bounded job channel (the coordinator never has more than
@@ -259,22 +303,23 @@ impl Finder {
         for i in 0..readers {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
-            let algo = self.options.hash;
+            let reader = Reader::new(self.options.hash, Arc::clone(&self.cancel.0));
             let progress = Arc::clone(&self.progress);
             let t = std::thread::Builder::new()
                 .name(format!("dedupe-read-{i}"))
-                .spawn(move || reader_loop(rx, tx, algo, &*progress))
-                .map_err(WalkError::Thread)?;
+                .spawn(move || reader_loop(rx, tx, reader, &*progress))
+                .map_err(FindError::Thread)?;
             threads.push(t);
         }
         drop((job_rx, done_tx));
 
-        let mut state = State::new(
-            self.options.hash,
-            self.options.verify,
-            self.options.hard_links,
-            LARGE_JOB,
-        );
+        let mut state = State::new(Rules {
+            algo: self.options.hash,
+            verify: self.options.verify,
+            hard_links: self.options.hard_links,
+            follow_links: self.config.follow_links,
+            large: LARGE_JOB,
+        });
         let mut inflight_large = 0usize;
         let mut stages: [StageStats; 5] =
             ["size", "quick", "statistical", "full", "verify"].map(|name| StageStats {
@@ -287,23 +332,27 @@ impl Finder {
         let mut scan_stats = None;
         let mut inflight = 0usize;
         let mut interrupted = false;
+        let mut overflow = false;
         let mut became = Vec::new();
         let mut reported_settled = (0u64, 0u64);
 
         loop {
-            if !interrupted && self.cancel.is_set() {
+            if !interrupted && (self.cancel.is_set() || overflow) {
                 interrupted = true;
                 walk.stop();
-                state.clear_ready();
             }
-            if (self.options.streaming || !walking) && !interrupted {
+            if interrupted {
+                // Results of reads still in flight may queue more work;
+                // none of it will run.
+                state.clear_ready();
+            } else if self.options.streaming || !walking {
                 while inflight < max_inflight && state.has_ready() {
                     let batch = adapt::batch_for(state.ready_len(), readers);
                     let allow_large = inflight_large < large_readers.limit();
                     let Some(job) = state.next_job(batch, allow_large) else {
                         break;
                     };
-                    if job.len() == 1 && job[0].expect.size >= LARGE_JOB {
+                    if job.len() == 1 && job[0].file.expect.size >= LARGE_JOB {
                         inflight_large += 1;
                     }
                     if job_tx.send(job).is_err() {
@@ -328,20 +377,25 @@ impl Finder {
                 );
                 reported_settled = (files, bytes);
             }
-            if !walking && inflight == 0 && !state.has_ready() {
+            // Done when nothing is in flight and, unless cancelled, the
+            // walk is over and nothing waits. A cancelled run does not wait
+            // for the walk: dropping it stops and joins the scanners.
+            if inflight == 0 && (interrupted || (!walking && !state.has_ready())) {
                 break;
             }
             // Backpressure: with enough work queued, let the walker wait.
-            let take_files =
-                walking && (!self.options.streaming || state.ready_len() < MAX_BACKLOG);
+            let take_files = walking
+                && !interrupted
+                && (!self.options.streaming || state.ready_len() < MAX_BACKLOG);
             let walk_arm = if take_files { walk_rx.clone() } else { never() };
             select! {
                 recv(walk_arm) -> ev => match ev {
-                    // After a cancel, what the walker still delivers is dropped.
-                    Ok(WalkEvent::Batch(_)) if interrupted => {}
                     Ok(WalkEvent::Batch(batch)) => {
                         for e in &batch {
-                            state.add(e, &mut became);
+                            if state.add(e, &mut became).is_err() {
+                                overflow = true;
+                                break;
+                            }
                         }
                         if !became.is_empty() {
                             let bytes: u64 = became.iter().sum();
@@ -372,6 +426,13 @@ impl Finder {
                 }
             }
         }
+        drop(job_tx);
+        for t in threads {
+            let _ = t.join();
+        }
+        if overflow {
+            return Err(FindError::TooManyFiles);
+        }
         emit(
             &mut state,
             true,
@@ -380,10 +441,6 @@ impl Finder {
             self.options.hash,
             &mut on_event,
         );
-        drop(job_tx);
-        for t in threads {
-            let _ = t.join();
-        }
         let scan = scan_stats.unwrap_or_else(|| walk.stats());
         drop(walk);
 
@@ -398,7 +455,7 @@ impl Finder {
         stages[0].files = scan.files.saturating_sub(collapsed);
         let error_counts: [u64; ErrorKind::ALL.len()] =
             std::array::from_fn(|i| scan.errors[i] + pipeline_errors[i]);
-        let store = state.into_store(self.options.hash);
+        let store = state.into_store();
         let summary = Summary {
             files_scanned: scan.files,
             bytes_scanned: scan.bytes,
@@ -431,7 +488,7 @@ impl Finder {
     }
 }
 
-/// Reports groups that are new or changed (see [`REEMIT_GAP`]).
+/// Reports groups that are new or have grown (see `groups::Registry`).
 fn emit(
     state: &mut State,
     force: bool,
@@ -440,7 +497,7 @@ fn emit(
     algo: HashAlgo,
     on_event: &mut impl FnMut(FindEvent<'_>),
 ) {
-    for g in state.take_dirty(force, REEMIT_GAP) {
+    for g in state.take_due(force) {
         first.get_or_insert_with(|| started.elapsed());
         let group = DuplicateGroup {
             id: g.id,
@@ -469,17 +526,23 @@ fn apply(
     st.files += 1;
     st.bytes_read += d.bytes_read;
     st.busy_ns += d.nanos;
+    let mut error = |e: EntryError| {
+        errors[e.kind.index()] += 1;
+        on_event(FindEvent::Error(&e));
+    };
     match d.outcome {
         Outcome::Failed(e) => {
             state.failed(d.cand);
-            errors[e.kind.index()] += 1;
-            on_event(FindEvent::Error(&e));
+            error(e);
         }
+        Outcome::Cancelled => state.failed(d.cand),
         Outcome::Key(k) => state.stage_done(d.cand, k, None),
         Outcome::Full(digest) => state.stage_done(d.cand, digest.key(), Some(digest)),
-        Outcome::Same => {
-            let (key, digest) = d.tag.expect("verification carries its key");
-            state.verified(d.cand, key, digest);
+        Outcome::Same => state.verified(d.cand),
+        Outcome::Differ => state.differs(d.cand),
+        Outcome::OtherChanged(e) => {
+            state.other_changed(d.cand);
+            error(e);
         }
     }
 }
@@ -487,10 +550,9 @@ fn apply(
 fn reader_loop(
     jobs: Receiver<Vec<Task>>,
     done: crossbeam_channel::Sender<Vec<Done>>,
-    algo: HashAlgo,
+    mut reader: Reader,
     progress: &dyn ProgressTracker,
 ) {
-    let mut reader = Reader::new(algo);
     for job in jobs {
         let results: Vec<Done> = job.into_iter().map(|t| reader.run(t)).collect();
         let bytes: u64 = results.iter().map(|d| d.bytes_read).sum();
@@ -498,45 +560,5 @@ fn reader_loop(
         if done.send(results).is_err() {
             break;
         }
-    }
-}
-
-/// The roots with duplicates and roots inside other roots removed, so no
-/// file is reached twice through overlapping roots. Roots that cannot be
-/// resolved are kept, for the walker to report.
-fn distinct_roots<P: AsRef<Path>>(roots: &[P]) -> Vec<PathBuf> {
-    let resolved: Vec<(PathBuf, Option<PathBuf>)> = roots
-        .iter()
-        .map(|r| (r.as_ref().to_path_buf(), std::fs::canonicalize(r).ok()))
-        .collect();
-    let mut keep = Vec::new();
-    for (i, (path, canon)) in resolved.iter().enumerate() {
-        let covered = canon.as_ref().is_some_and(|c| {
-            resolved.iter().enumerate().any(|(j, (_, other))| {
-                other
-                    .as_ref()
-                    .is_some_and(|o| j != i && c.starts_with(o) && (c != o || j < i))
-            })
-        });
-        if !covered {
-            keep.push(path.clone());
-        }
-    }
-    keep
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlapping_roots_are_reduced() {
-        let t = tempfile::tempdir().unwrap();
-        let a = t.path().join("a");
-        std::fs::create_dir_all(a.join("b")).unwrap();
-        let ab = a.join("b");
-        let got = distinct_roots(&[ab.clone(), a.clone(), a.clone(), t.path().join("missing")]);
-        assert_eq!(got, vec![a.clone(), t.path().join("missing")]);
-        assert_eq!(distinct_roots(&[ab.clone()]), vec![ab]);
     }
 }

@@ -11,12 +11,15 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::fs::{FileType, OFlags, Stat};
 
-use crate::entry::{EntryError, ErrorKind, FileId};
+use crate::entry::{time_ns, Base, EntryError, ErrorKind, FileId, Meta};
 use crate::hash::{quick_key, Digest, HashAlgo, Key};
 
 /// Files up to this size are hashed whole in a single read: a quick check
@@ -71,8 +74,17 @@ pub(crate) struct Expect {
     pub size: u64,
     pub id: FileId,
     pub mtime_ns: i64,
-    /// The walk reached it through a followed symlink.
-    pub follow: bool,
+    pub ctime_ns: i64,
+}
+
+/// A file to open: its path, how to open it, and what it must still be.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub path: PathBuf,
+    /// Its root's handle: opened beneath it, refusing symlinks. `None`:
+    /// opened by path, following symlinks (roots, `follow_links`).
+    pub base: Option<Arc<Base>>,
+    pub expect: Expect,
 }
 
 /// One unit of work.
@@ -80,29 +92,33 @@ pub(crate) enum TaskKind {
     /// Compute the key of a stage.
     Stage(Stage),
     /// Compare the file byte by byte with another that has the same hash.
-    Verify(PathBuf),
+    Verify(Target),
 }
 
 pub(crate) struct Task {
     pub cand: u32,
-    pub path: PathBuf,
-    pub expect: Expect,
+    pub file: Target,
     pub kind: TaskKind,
-    /// For verification: the key and digest the file was placed under.
-    pub tag: Option<(Key, Digest)>,
 }
 
 pub(crate) enum Outcome {
     Key(Key),
     Full(Digest),
-    /// Verified equal to its group.
+    /// Verified equal to the file it was compared with.
     Same,
+    /// Same digest, different bytes: a hash collision.
+    Differ,
+    /// The file it was to be compared with changed or went away; that file
+    /// leaves its group.
+    OtherChanged(EntryError),
+    /// This file changed or could not be read; it leaves the pipeline.
     Failed(EntryError),
+    /// The run was cancelled while this read went on.
+    Cancelled,
 }
 
 pub(crate) struct Done {
     pub cand: u32,
-    pub tag: Option<(Key, Digest)>,
     pub outcome: Outcome,
     /// The stage this was (None: verification).
     pub stage: Option<Stage>,
@@ -112,17 +128,26 @@ pub(crate) struct Done {
     pub size: u64,
 }
 
+/// Why a read stopped early.
+enum Stop {
+    Failed(EntryError),
+    OtherChanged(EntryError),
+    Cancelled,
+}
+
+impl From<EntryError> for Stop {
+    fn from(e: EntryError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
 /// Per-thread reusable state.
 pub(crate) struct Reader {
     buf: Vec<u8>,
     other: Vec<u8>,
     algo: HashAlgo,
-}
-
-fn mtime_ns(st: &Stat) -> i64 {
-    st.st_mtime
-        .saturating_mul(1_000_000_000)
-        .saturating_add(st.st_mtime_nsec as i64)
+    /// Set when the run is cancelled: long reads stop at the next chunk.
+    cancel: Arc<AtomicBool>,
 }
 
 fn changed(path: &Path, what: &str) -> EntryError {
@@ -137,31 +162,47 @@ fn io_err(path: &Path, e: impl Into<io::Error>) -> EntryError {
     EntryError::io(path.to_path_buf(), &e.into())
 }
 
-/// Checks an `fstat` against what the walk recorded.
+/// Checks an `fstat` against what the walk recorded. The status-change
+/// time is compared too: a rewrite that puts the modification time back
+/// (`cp -p`, `touch -r`) still moves it.
 fn check(path: &Path, st: &Stat, ex: &Expect) -> Result<(), EntryError> {
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    let m = Meta::of_stat(st);
+    if m.file_type != FileType::RegularFile {
         return Err(changed(path, "no longer a regular file"));
     }
-    if st.st_dev != ex.id.dev || st.st_ino != ex.id.ino {
+    if m.id != ex.id {
         return Err(changed(path, "replaced by another file"));
     }
-    if st.st_size as u64 != ex.size {
+    if m.size != ex.size {
         return Err(changed(path, "size differs"));
     }
-    if mtime_ns(st) != ex.mtime_ns {
+    if time_ns(m.mtime) != ex.mtime_ns || time_ns(m.ctime) != ex.ctime_ns {
         return Err(changed(path, "modified"));
     }
     Ok(())
 }
 
-pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<(OwnedFd, Stat), EntryError> {
-    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
+/// Opens a file for reading without side effects on anything that is not
+/// a regular file (`O_NONBLOCK`: a FIFO does not block; `O_NOCTTY`: a
+/// terminal does not become ours), and checks its type and identity by
+/// `fstat` before a byte is read.
+pub(crate) fn open_checked(t: &Target) -> Result<OwnedFd, EntryError> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let bytes = t.path.as_os_str().as_bytes();
+    let fd = match &t.base {
+        Some(base) => crate::fsutil::open_beneath(base, bytes, flags),
+        None => crate::fsutil::open(&t.path, flags),
     }
-    let fd = crate::fsutil::open(path, flags).map_err(|e| io_err(path, e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| io_err(path, e))?;
-    Ok((fd, st))
+    .map_err(|e| io_err(&t.path, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err(&t.path, e))?;
+    check(&t.path, &st, &t.expect)?;
+    Ok(fd)
+}
+
+/// The file behind `fd` is still what `t` says (after a read).
+fn recheck(fd: &OwnedFd, t: &Target) -> Result<(), EntryError> {
+    let st = rustix::fs::fstat(fd).map_err(|e| io_err(&t.path, e))?;
+    check(&t.path, &st, &t.expect)
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -182,11 +223,12 @@ fn read_full_at(fd: &OwnedFd, buf: &mut [u8], mut offset: u64) -> io::Result<usi
 }
 
 impl Reader {
-    pub(crate) fn new(algo: HashAlgo) -> Reader {
+    pub(crate) fn new(algo: HashAlgo, cancel: Arc<AtomicBool>) -> Reader {
         Reader {
             buf: Vec::new(),
             other: Vec::new(),
             algo,
+            cancel,
         }
     }
 
@@ -199,78 +241,74 @@ impl Reader {
         };
         let outcome = match self.run_inner(&task, &mut bytes) {
             Ok(o) => o,
-            Err(e) => Outcome::Failed(e),
+            Err(Stop::Failed(e)) => Outcome::Failed(e),
+            Err(Stop::OtherChanged(e)) => Outcome::OtherChanged(e),
+            Err(Stop::Cancelled) => Outcome::Cancelled,
         };
         Done {
             cand: task.cand,
-            tag: task.tag,
             outcome,
             stage,
             bytes_read: bytes,
-            nanos: start.elapsed().as_nanos() as u64,
-            size: task.expect.size,
+            nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            size: task.file.expect.size,
         }
     }
 
-    fn run_inner(&mut self, task: &Task, bytes: &mut u64) -> Result<Outcome, EntryError> {
-        let path = &task.path;
-        let ex = &task.expect;
-        let (fd, st) = open_regular(path, ex.follow)?;
-        check(path, &st, ex)?;
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn run_inner(&mut self, task: &Task, bytes: &mut u64) -> Result<Outcome, Stop> {
+        let file = &task.file;
+        let path = &file.path;
+        let size = file.expect.size;
+        let fd = open_checked(file)?;
         let out = match &task.kind {
             TaskKind::Stage(Stage::Quick) => {
-                let head = EDGE.min(ex.size);
-                let tail_at = ex.size.saturating_sub(EDGE).max(head);
-                self.buf.resize((head + (ex.size - tail_at)) as usize, 0);
+                let head = EDGE.min(size);
+                let tail_at = size.saturating_sub(EDGE).max(head);
+                self.buf.resize((head + (size - tail_at)) as usize, 0);
                 let (h, t) = self.buf.split_at_mut(head as usize);
                 let n = read_full_at(&fd, h, 0).map_err(|e| io_err(path, e))?
                     + read_full_at(&fd, t, tail_at).map_err(|e| io_err(path, e))?;
                 *bytes += n as u64;
                 if n != self.buf.len() {
-                    return Err(changed(path, "shorter than listed"));
+                    return Err(changed(path, "shorter than listed").into());
                 }
                 Outcome::Key(quick_key(&[&self.buf]))
             }
             TaskKind::Stage(Stage::Statistical) => {
                 self.buf.resize((SAMPLES * SAMPLE) as usize, 0);
-                let span = ex.size - SAMPLE;
                 for (i, chunk) in self.buf.chunks_mut(SAMPLE as usize).enumerate() {
-                    let at = span * i as u64 / (SAMPLES - 1);
+                    let at = sample_offset(size, i as u64);
                     let n = read_full_at(&fd, chunk, at).map_err(|e| io_err(path, e))?;
                     *bytes += n as u64;
                     if n != chunk.len() {
-                        return Err(changed(path, "shorter than listed"));
+                        return Err(changed(path, "shorter than listed").into());
                     }
                 }
                 Outcome::Key(quick_key(&[&self.buf]))
             }
-            TaskKind::Stage(Stage::Full) => {
-                Outcome::Full(self.full_hash(&fd, path, ex.size, bytes)?)
-            }
+            TaskKind::Stage(Stage::Full) => Outcome::Full(self.full_hash(&fd, path, size, bytes)?),
             TaskKind::Verify(other) => {
-                let (ofd, ost) = open_regular(other, true)?;
-                if FileType::from_raw_mode(ost.st_mode) != FileType::RegularFile
-                    || ost.st_size as u64 != ex.size
-                {
-                    return Err(changed(other, "size differs from its group"));
+                let ofd = open_checked(other).map_err(Stop::OtherChanged)?;
+                let same = self.same_bytes(&fd, &ofd, size, path, &other.path, bytes)?;
+                // Both must be what they were when the walk saw them, or
+                // the comparison says nothing.
+                recheck(&ofd, other).map_err(Stop::OtherChanged)?;
+                if same {
+                    Outcome::Same
+                } else {
+                    Outcome::Differ
                 }
-                if !self.same_bytes(&fd, &ofd, ex.size, path, bytes)? {
-                    // Equal hashes, different bytes: in practice only a
-                    // file modified between the two reads does that.
-                    return Err(changed(
-                        path,
-                        "differs byte by byte from a file with the same hash",
-                    ));
-                }
-                Outcome::Same
             }
         };
         // The file must not have changed while we read it. A file read
         // whole in one call was checked on open and read atomically enough
         // that a second fstat buys nothing but a system call.
-        if ex.size > SMALL_FILE || matches!(task.kind, TaskKind::Verify(_)) {
-            let after = rustix::fs::fstat(&fd).map_err(|e| io_err(path, e))?;
-            check(path, &after, ex)?;
+        if size > SMALL_FILE || matches!(task.kind, TaskKind::Verify(_)) {
+            recheck(&fd, file)?;
         }
         Ok(out)
     }
@@ -281,37 +319,43 @@ impl Reader {
         path: &Path,
         size: u64,
         bytes: &mut u64,
-    ) -> Result<Digest, EntryError> {
+    ) -> Result<Digest, Stop> {
         if size > SMALL_FILE {
             let _ = rustix::fs::fadvise(fd, 0, None, rustix::fs::Advice::Sequential);
         }
         // One byte more than expected, to notice a file that grew; a small
         // file is then read by a single pread.
-        let want = (size as usize).saturating_add(1).min(READ_BUF);
+        let want = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(READ_BUF);
         self.buf.resize(want, 0);
         let mut h = self.algo.hasher();
         let mut off = 0u64;
         loop {
+            if self.cancelled() {
+                return Err(Stop::Cancelled);
+            }
             let n = match rustix::io::pread(fd, &mut self.buf, off) {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(io_err(path, e)),
+                Err(e) => return Err(io_err(path, e).into()),
             };
             if n == 0 {
                 break;
             }
             h.update(&self.buf[..n]);
             off += n as u64;
+            *bytes += n as u64;
             if off > size {
-                return Err(changed(path, "grew while being read"));
+                return Err(changed(path, "grew while being read").into());
             }
             if off == size && n < self.buf.len() {
                 break; // a short read that ends exactly at the size: done
             }
         }
-        *bytes += off;
         if off != size {
-            return Err(changed(path, "shorter than listed"));
+            return Err(changed(path, "shorter than listed").into());
         }
         Ok(h.finish())
     }
@@ -322,17 +366,30 @@ impl Reader {
         b: &OwnedFd,
         size: u64,
         path: &Path,
+        other: &Path,
         bytes: &mut u64,
-    ) -> Result<bool, EntryError> {
-        let chunk = (size as usize).clamp(1, READ_BUF / 4);
+    ) -> Result<bool, Stop> {
+        let chunk = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .clamp(1, READ_BUF / 4);
         self.buf.resize(chunk, 0);
         self.other.resize(chunk, 0);
         let mut off = 0;
         while off < size {
+            if self.cancelled() {
+                return Err(Stop::Cancelled);
+            }
             let n = read_full_at(a, &mut self.buf, off).map_err(|e| io_err(path, e))?;
-            let m = read_full_at(b, &mut self.other, off).map_err(|e| io_err(path, e))?;
+            let m = read_full_at(b, &mut self.other, off)
+                .map_err(|e| Stop::OtherChanged(io_err(other, e)))?;
             *bytes += (n + m) as u64;
-            if n != m || self.buf[..n] != self.other[..m] {
+            if n != m {
+                // One of them is shorter than listed; the rechecks say which.
+                return Err(
+                    changed(if n < m { path } else { other }, "shorter than listed").into(),
+                );
+            }
+            if self.buf[..n] != self.other[..m] {
                 return Ok(false);
             }
             if n == 0 {
@@ -342,4 +399,12 @@ impl Reader {
         }
         Ok(off == size)
     }
+}
+
+/// Where statistical sample `i` of a file of `size` bytes starts: spread
+/// evenly from the first byte to the last sample's end. Computed in 128
+/// bits: `span * i` overflows 64 bits for files over about 1 EiB.
+pub(crate) fn sample_offset(size: u64, i: u64) -> u64 {
+    let span = u128::from(size.saturating_sub(SAMPLE));
+    u64::try_from(span * u128::from(i) / u128::from(SAMPLES - 1)).unwrap_or(u64::MAX)
 }

@@ -1,88 +1,55 @@
 //! The pipeline's bookkeeping: which files share which keys, as a trie per
-//! size (size -> quick key -> statistical key -> full hash). Pure data, no
-//! I/O: the coordinator feeds it walk entries and stage results, and it
+//! size (size -> quick key -> statistical key -> full digest). Pure data,
+//! no I/O: the coordinator feeds it walk entries and stage results, and it
 //! answers with tasks to run and groups to report.
 //!
 //! The rule that keeps work and memory small: a file advances to the next
 //! stage only once another file shares its key at the current one. A lone
 //! file waits (it may yet be joined by a file found later in the walk); a
-//! file alone at the last stage is reduced to its path.
+//! file alone at the last stage is reduced to what a later twin needs.
+//!
+//! Correctness rules kept here:
+//! * One inode is one file: entries whose inode may have other paths
+//!   (hard links, followed symlinks, file bind mounts) are recorded by
+//!   device and inode; a second path to a recorded inode is never read,
+//!   and reports show the first of its paths in report order.
+//! * The last level matches the whole digest, not its first 128 bits: a
+//!   slot holding files whose digest differs further on is passed over
+//!   (probing to the next key), and so is one whose bytes `--verify` found
+//!   to differ, so a hash collision starts a group of its own.
 //!
 //! Memory is what bounds a 10^7-file run, so the maps are packed: a slot is
-//! a tagged `u32`, a key four `u32`s (a 20-byte map entry), and settled
-//! paths live in a side table of 16-byte entries. Per settled file that is
-//! about 20-40 bytes of map, 16 of path and its name in the arena; per
-//! candidate still being read, 48 bytes more.
+//! a tagged `u32`, a key four `u32`s (a 20-byte map entry).
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap as HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
-use super::read::{ladder, Expect, Stage, Task, TaskKind};
-use crate::entry::{DirPath, EntryKind, FileEntry, FileId};
-use crate::group::DuplicateGroup;
-use crate::hash::{Digest, HashAlgo, Key};
+use super::groups::{Aliases, DuplicateGroupParts, GroupStore, Member, Registry};
+use super::paths::{Names, PathRef};
+use super::read::{ladder, Expect, Stage, Target, Task, TaskKind};
+use crate::entry::{time_ns, FileEntry, FileId};
+use crate::hash::{quick_key, Digest, HashAlgo, Key};
 
 /// Parent id of the size level.
 const ROOT: u32 = u32::MAX;
 
-/// A name stored in the [`Names`] arena: chunk (32 bits), offset (20 bits),
-/// length (12 bits).
-#[derive(Clone, Copy, Debug)]
-struct NameRef(u64);
-
-/// Append-only storage for file names, in fixed chunks so it never copies
-/// itself while growing (a doubling `Vec` would briefly need twice the
-/// memory). Written here because interning millions of short byte strings
-/// with 8-byte handles is not what general arena crates optimise for.
-#[derive(Default)]
-struct Names {
-    chunks: Vec<Vec<u8>>,
-}
-
-const CHUNK: usize = 1 << 20;
-const MAX_NAME: usize = (1 << 12) - 1;
-
-impl Names {
-    fn push(&mut self, name: &[u8]) -> NameRef {
-        let name = &name[..name.len().min(MAX_NAME)];
-        match self.chunks.last() {
-            Some(c) if c.len() + name.len() <= CHUNK => {}
-            _ => self.chunks.push(Vec::with_capacity(CHUNK)),
-        }
-        let idx = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[idx];
-        let off = chunk.len();
-        chunk.extend_from_slice(name);
-        NameRef(((idx as u64) << 32) | ((off as u64) << 12) | name.len() as u64)
-    }
-
-    fn get(&self, r: NameRef) -> &[u8] {
-        let idx = (r.0 >> 32) as usize;
-        let off = ((r.0 >> 12) & 0xF_FFFF) as usize;
-        let len = (r.0 & 0xFFF) as usize;
-        &self.chunks[idx][off..off + len]
-    }
-}
-
-/// A path in compact form.
-#[derive(Clone, Debug)]
-struct PathRef {
-    dir: Arc<DirPath>,
-    name: NameRef,
-}
-
 /// A file still being examined.
 struct Cand {
-    path: PathRef,
-    id: FileId,
-    mtime_ns: i64,
+    member: Member,
     /// The trie node whose next stage this file is in (ROOT at first).
     node: u32,
-    follow: bool,
+    /// A byte comparison it waits for, with what it was placed under.
+    verify: Option<Box<Pending>>,
+}
+
+/// A candidate's place at the last level while `--verify` compares it.
+struct Pending {
+    probe: u32,
+    digest: Digest,
+    other: FileId,
 }
 
 /// What sits under one key, packed into a `u32` in the maps (see
@@ -93,14 +60,19 @@ enum Slot {
     Waiting(u32),
     /// Two or more files: they all go on to the next stage.
     Node(u32),
-    /// Last stage, one file: settled; its path is in `singles`.
+    /// Last stage, one file: settled, in `singles`.
     Single(u32),
     /// Last stage, two or more files: a duplicate group.
     Group(u32),
 }
 
-/// Largest index a packed slot holds (about a billion files).
+/// Largest index a packed slot holds (about a billion).
 const SLOT_MAX: u32 = (1 << 30) - 1;
+
+/// Files one run accepts: every index a run creates (candidates, trie
+/// nodes, settled files, groups) stays below [`SLOT_MAX`] with room to
+/// spare, so packing can never truncate.
+pub(crate) const MAX_FILES: u64 = (SLOT_MAX / 4) as u64;
 
 impl Slot {
     fn pack(self) -> u32 {
@@ -110,8 +82,8 @@ impl Slot {
             Slot::Single(i) => (2, i),
             Slot::Group(i) => (3, i),
         };
-        assert!(i <= SLOT_MAX, "more than {SLOT_MAX} files in one run");
-        (tag << 30) | i
+        debug_assert!(i <= SLOT_MAX, "bounded by MAX_FILES");
+        (tag << 30) | (i & SLOT_MAX)
     }
 
     fn unpack(v: u32) -> Slot {
@@ -137,6 +109,33 @@ fn pack_key(k: Key) -> PackedKey {
     ]
 }
 
+/// The key of a digest at the last level: its first 128 bits, or, for
+/// probe `k > 0`, a hash of the whole digest and `k`.
+fn probe_key(d: &Digest, k: u32) -> Key {
+    if k == 0 {
+        d.key()
+    } else {
+        quick_key(&[d.as_bytes(), &k.to_le_bytes()])
+    }
+}
+
+/// What a settled lone file keeps: itself, and the digest bits beyond the
+/// 128 its key holds.
+struct Single {
+    member: Member,
+    tail: [u8; 16],
+}
+
+fn tail(d: &Digest) -> [u8; 16] {
+    let mut t = [0; 16];
+    let b = d.as_bytes();
+    if b.len() > 16 {
+        let n = (b.len() - 16).min(16);
+        t[..n].copy_from_slice(&b[16..16 + n]);
+    }
+    t
+}
+
 struct Node {
     size: u64,
     /// Stages its members have completed.
@@ -144,22 +143,11 @@ struct Node {
     children: HashMap<PackedKey, u32>,
 }
 
-struct Group {
-    id: Option<u64>,
-    size: u64,
-    digest: Digest,
-    files: Vec<PathRef>,
-    last_emit: Option<Instant>,
-    dirty: bool,
-}
-
 /// A task waiting for a worker, ordered largest file first, then oldest.
 struct Ready {
     size: u64,
     seq: u64,
     cand: u32,
-    /// Byte comparison against a group member, for `--verify`.
-    verify: Option<Box<VerifyWith>>,
 }
 
 impl PartialEq for Ready {
@@ -181,12 +169,6 @@ impl Ord for Ready {
     }
 }
 
-struct VerifyWith {
-    key: Key,
-    digest: Digest,
-    other: PathRef,
-}
-
 /// Index of a stage in the `passed` counts: size, quick, statistical,
 /// full.
 pub(crate) fn stage_index(s: Option<Stage>) -> usize {
@@ -198,39 +180,42 @@ pub(crate) fn stage_index(s: Option<Stage>) -> usize {
     }
 }
 
-/// Group as handed to the coordinator for reporting.
-pub(crate) struct GroupOut {
-    pub id: u64,
-    pub size: u64,
-    pub digest: Digest,
-    pub files: Vec<PathBuf>,
+/// How the trie decides.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules {
+    pub algo: HashAlgo,
+    pub verify: bool,
+    /// Hard links are separate files (`-H`).
+    pub hard_links: bool,
+    /// Symlinks are followed, so any file may be reached twice.
+    pub follow_links: bool,
+    /// Files at least this large are "large".
+    pub large: u64,
 }
 
+/// More files than one run can index.
+#[derive(Debug)]
+pub(crate) struct TooManyFiles;
+
 pub(crate) struct State {
-    algo: HashAlgo,
-    verify: bool,
-    hard_links: bool,
+    rules: Rules,
     names: Names,
     cands: Vec<Option<Cand>>,
     free: Vec<u32>,
     sizes: HashMap<u64, u32>,
-    /// Paths of settled lone files (`Slot::Single`), with a free list.
-    singles: Vec<Option<PathRef>>,
+    singles: Vec<Option<Single>>,
     free_singles: Vec<u32>,
     nodes: Vec<Node>,
-    groups: Vec<Group>,
-    /// Files with more than one link (or reached through a link), to read
-    /// each inode once.
-    seen: HashSet<FileId, rustc_hash::FxBuildHasher>,
+    groups: Registry,
+    /// Inodes that may have more than one path, with the first path in
+    /// report order: each is read once and shown by that path.
+    aliases: Aliases,
     /// Waiting tasks, small and large files apart (large ones may be
     /// limited to one reader at a time).
     ready_small: BinaryHeap<Ready>,
     ready_large: BinaryHeap<Ready>,
-    /// Files at least this large are "large".
-    large: u64,
     seq: u64,
-    dirty: Vec<u32>,
-    next_id: u64,
+    accepted: u64,
     /// Per stage (see [`stage_index`]): files that shared their key after
     /// it, so were still candidates.
     pub(crate) passed: [u64; 4],
@@ -241,11 +226,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(algo: HashAlgo, verify: bool, hard_links: bool, large: u64) -> State {
+    pub(crate) fn new(rules: Rules) -> State {
         State {
-            algo,
-            verify,
-            hard_links,
+            rules,
             names: Names::default(),
             cands: Vec::new(),
             free: Vec::new(),
@@ -253,40 +236,61 @@ impl State {
             singles: Vec::new(),
             free_singles: Vec::new(),
             nodes: Vec::new(),
-            groups: Vec::new(),
-            seen: HashSet::default(),
+            groups: Registry::default(),
+            aliases: Aliases::default(),
             ready_small: BinaryHeap::new(),
             ready_large: BinaryHeap::new(),
-            large,
             seq: 0,
-            dirty: Vec::new(),
-            next_id: 1,
+            accepted: 0,
             passed: [0; 4],
             collapsed_links: 0,
             settled: (0, 0),
         }
     }
 
-    /// A file from the walk. Returns sizes of files that became candidates
+    /// A file from the walk. Pushes sizes of files that became candidates
     /// (for progress).
-    pub(crate) fn add(&mut self, e: &FileEntry, became: &mut Vec<u64>) {
-        if !self.hard_links
-            && (e.nlink > 1 || e.kind == EntryKind::SymlinkToFile)
-            && !self.seen.insert(e.id)
-        {
-            self.collapsed_links += 1;
-            return;
+    pub(crate) fn add(&mut self, e: &FileEntry, became: &mut Vec<u64>) -> Result<(), TooManyFiles> {
+        // With -H hard links are files of their own, but a bind-mounted
+        // file is still its source (it is not a second directory entry).
+        let aliased = if self.rules.hard_links {
+            false
+        } else {
+            self.rules.follow_links || e.may_be_aliased()
+        };
+        let path = PathRef {
+            dir: Arc::clone(e.dir()),
+            name: self.names.push(e.name().as_encoded_bytes()),
+        };
+        if aliased {
+            match self.aliases.entry(e.id) {
+                Entry::Occupied(mut first) => {
+                    self.collapsed_links += 1;
+                    if self.names.cmp(&path, first.get()).is_lt() {
+                        first.insert(path);
+                    }
+                    return Ok(());
+                }
+                Entry::Vacant(v) => {
+                    v.insert(path.clone());
+                }
+            }
         }
-        let (s, ns) = e.mtime_parts();
-        let cand = Cand {
-            path: PathRef {
-                dir: Arc::clone(e.dir()),
-                name: self.names.push(e.name().as_encoded_bytes()),
-            },
+        self.accepted += 1;
+        if self.accepted > MAX_FILES {
+            return Err(TooManyFiles);
+        }
+        let member = Member {
+            path,
             id: e.id,
-            mtime_ns: s.saturating_mul(1_000_000_000).saturating_add(ns as i64),
+            mtime_ns: time_ns(e.mtime_parts()),
+            ctime_ns: time_ns(e.ctime_parts()),
+            aliased,
+        };
+        let cand = Cand {
+            member,
             node: ROOT,
-            follow: e.kind == EntryKind::SymlinkToFile,
+            verify: None,
         };
         let c = match self.free.pop() {
             Some(i) => {
@@ -299,10 +303,15 @@ impl State {
             }
         };
         self.place(c, ROOT, [e.size, 0], None, became);
+        Ok(())
     }
 
     fn cand(&self, c: u32) -> &Cand {
         self.cands[c as usize].as_ref().expect("live candidate")
+    }
+
+    fn cand_mut(&mut self, c: u32) -> &mut Cand {
+        self.cands[c as usize].as_mut().expect("live candidate")
     }
 
     fn take(&mut self, c: u32) -> Cand {
@@ -330,22 +339,30 @@ impl State {
         }
     }
 
-    fn add_single(&mut self, p: PathRef) -> u32 {
+    fn add_single(&mut self, s: Single) -> u32 {
         match self.free_singles.pop() {
             Some(i) => {
-                self.singles[i as usize] = Some(p);
+                self.singles[i as usize] = Some(s);
                 i
             }
             None => {
-                self.singles.push(Some(p));
+                self.singles.push(Some(s));
                 (self.singles.len() - 1) as u32
             }
         }
     }
 
-    fn take_single(&mut self, i: u32) -> PathRef {
+    fn take_single(&mut self, i: u32) -> Single {
         self.free_singles.push(i);
         self.singles[i as usize].take().expect("live single")
+    }
+
+    fn single(&self, i: u32) -> &Single {
+        self.singles[i as usize].as_ref().expect("live single")
+    }
+
+    fn size_of(&self, parent: u32) -> u64 {
+        self.nodes[parent as usize].size
     }
 
     /// Puts candidate `c`, whose key under `parent` is `key`, in the trie.
@@ -363,31 +380,23 @@ impl State {
             let n = &self.nodes[parent as usize];
             (n.size, n.step as usize + 1)
         };
-        let last = steps == ladder(size).len();
+        if steps == ladder(size).len() {
+            match digest {
+                Some(d) if parent != ROOT => self.place_final(c, parent, d, 0),
+                // Empty files: nothing to read, all equal.
+                _ => self.place_empty(c, size, became),
+            }
+            return;
+        }
         let stage_idx = if steps == 0 {
             0
         } else {
             stage_index(Some(ladder(size)[steps - 1]))
         };
         let existing = self.get_slot(parent, key);
-        let was_candidate = steps > 0;
         let new_slot = match existing {
-            None if last => {
-                if was_candidate {
-                    self.settle(1, size);
-                }
-                let cand = self.take(c);
-                Slot::Single(self.add_single(cand.path))
-            }
-            None => {
-                if was_candidate {
-                    self.settle(1, size);
-                }
-                self.cands[c as usize].as_mut().expect("live").node = parent;
-                Slot::Waiting(c)
-            }
             Some(Slot::Waiting(o)) => {
-                if was_candidate {
+                if steps > 0 {
                     self.settle(-1, size); // `o` is back at work
                 }
                 let n = self.nodes.len() as u32;
@@ -401,8 +410,8 @@ impl State {
                     became.extend([size, size]);
                 }
                 for x in [o, c] {
-                    self.cands[x as usize].as_mut().expect("live").node = n;
-                    self.schedule(x, size, None);
+                    self.cand_mut(x).node = n;
+                    self.schedule(x, size);
                 }
                 Slot::Node(n)
             }
@@ -411,43 +420,17 @@ impl State {
                 if steps == 0 {
                     became.push(size);
                 }
-                self.cands[c as usize].as_mut().expect("live").node = n;
-                self.schedule(c, size, None);
+                self.cand_mut(c).node = n;
+                self.schedule(c, size);
                 Slot::Node(n)
             }
-            Some(Slot::Single(i)) => {
-                if self.verify && size > 0 {
-                    let other = self.singles[i as usize].clone().expect("live single");
-                    self.schedule_verify(c, parent, size, key, digest, other);
-                    Slot::Single(i)
-                } else {
-                    let p = self.take_single(i);
-                    self.passed[stage_idx] += 2;
-                    if steps == 0 {
-                        became.extend([size, size]);
-                        self.settle(2, size);
-                    } else {
-                        self.settle(1, size);
-                    }
-                    let cand = self.take(c);
-                    let digest = digest.unwrap_or_else(|| self.algo.hasher().finish());
-                    Slot::Group(self.new_group(size, digest, [p, cand.path]))
-                }
-            }
-            Some(Slot::Group(g)) => {
-                if self.verify && size > 0 {
-                    let other = self.groups[g as usize].files[0].clone();
-                    self.schedule_verify(c, parent, size, key, digest, other);
-                } else {
-                    self.passed[stage_idx] += 1;
-                    if steps == 0 {
-                        became.push(size);
-                    }
+            // Nothing here yet (settled slots exist only at the last level).
+            _ => {
+                if steps > 0 {
                     self.settle(1, size);
-                    let cand = self.take(c);
-                    self.join(g, cand.path);
                 }
-                Slot::Group(g)
+                self.cand_mut(c).node = parent;
+                Slot::Waiting(c)
             }
         };
         if existing != Some(new_slot) {
@@ -455,53 +438,97 @@ impl State {
         }
     }
 
-    /// A new group of two, to be reported.
-    fn new_group(&mut self, size: u64, digest: Digest, files: [PathRef; 2]) -> u32 {
-        let g = self.groups.len() as u32;
-        self.groups.push(Group {
-            id: None,
-            size,
-            digest,
-            files: files.into(),
-            last_emit: None,
-            dirty: true,
-        });
-        self.dirty.push(g);
-        g
-    }
-
-    /// Queues a byte comparison of `c` against `other` before `c` may join
-    /// the files under `key`.
-    fn schedule_verify(
-        &mut self,
-        c: u32,
-        parent: u32,
-        size: u64,
-        key: Key,
-        digest: Option<Digest>,
-        other: PathRef,
-    ) {
-        self.cands[c as usize].as_mut().expect("live").node = parent;
-        let with = VerifyWith {
-            key,
-            digest: digest.unwrap_or_else(|| self.algo.hasher().finish()),
-            other,
+    /// An empty file (its size is its whole content).
+    fn place_empty(&mut self, c: u32, size: u64, became: &mut Vec<u64>) {
+        let key = [size, 0];
+        let member = self.take(c).member;
+        let digest = self.rules.algo.hasher().finish();
+        let slot = match self.get_slot(ROOT, key) {
+            Some(Slot::Single(i)) => {
+                let first = self.take_single(i).member;
+                self.passed[0] += 2;
+                became.extend([size, size]);
+                self.settle(2, size);
+                Slot::Group(self.groups.create(size, digest, 0, vec![first, member]))
+            }
+            Some(Slot::Group(g)) => {
+                self.passed[0] += 1;
+                became.push(size);
+                self.settle(1, size);
+                self.groups.join(g, member);
+                Slot::Group(g)
+            }
+            _ => Slot::Single(self.add_single(Single {
+                member,
+                tail: [0; 16],
+            })),
         };
-        self.schedule(c, size, Some(Box::new(with)));
+        self.put_slot(ROOT, key, slot);
     }
 
-    fn join(&mut self, g: u32, path: PathRef) {
-        let grp = &mut self.groups[g as usize];
-        grp.files.push(path);
-        if !grp.dirty {
-            grp.dirty = true;
-            self.dirty.push(g);
+    /// Candidate `c`, fully hashed to `digest`, at the last level under
+    /// `parent`, looking from probe `k` on for the slot of its content.
+    fn place_final(&mut self, c: u32, parent: u32, digest: Digest, mut k: u32) {
+        let size = self.size_of(parent);
+        let full = stage_index(Some(Stage::Full));
+        loop {
+            let key = probe_key(&digest, k);
+            match self.get_slot(parent, key) {
+                None => {
+                    self.settle(1, size);
+                    let member = self.take(c).member;
+                    let i = self.add_single(Single {
+                        member,
+                        tail: tail(&digest),
+                    });
+                    self.put_slot(parent, key, Slot::Single(i));
+                    return;
+                }
+                Some(Slot::Single(i)) if self.single(i).tail == tail(&digest) => {
+                    if self.rules.verify {
+                        let other = self.single(i).member.id;
+                        return self.schedule_verify(c, k, digest, other);
+                    }
+                    let first = self.take_single(i).member;
+                    let member = self.take(c).member;
+                    self.passed[full] += 2;
+                    self.settle(1, size);
+                    let g = self.groups.create(size, digest, k, vec![first, member]);
+                    self.put_slot(parent, key, Slot::Group(g));
+                    return;
+                }
+                Some(Slot::Group(g)) if self.groups.get(g).digest == digest => {
+                    let members = &self.groups.get(g).members;
+                    if self.rules.verify && !members.is_empty() {
+                        let other = members[0].id;
+                        return self.schedule_verify(c, k, digest, other);
+                    }
+                    self.passed[full] += 1;
+                    self.settle(1, size);
+                    let member = self.take(c).member;
+                    self.groups.join(g, member);
+                    return;
+                }
+                // Another content whose digest shares the key's bits, or
+                // bytes `--verify` found to differ: look further.
+                _ => k += 1,
+            }
         }
     }
 
-    fn schedule(&mut self, c: u32, size: u64, verify: Option<Box<VerifyWith>>) {
+    fn schedule_verify(&mut self, c: u32, probe: u32, digest: Digest, other: FileId) {
+        let size = self.size_of(self.cand(c).node);
+        self.cand_mut(c).verify = Some(Box::new(Pending {
+            probe,
+            digest,
+            other,
+        }));
+        self.schedule(c, size);
+    }
+
+    fn schedule(&mut self, c: u32, size: u64) {
         self.seq += 1;
-        let heap = if size >= self.large {
+        let heap = if size >= self.rules.large {
             &mut self.ready_large
         } else {
             &mut self.ready_small
@@ -510,50 +537,102 @@ impl State {
             size,
             seq: self.seq,
             cand: c,
-            verify,
         });
     }
 
-    /// A stage result: the candidate's key at the stage it was in.
+    /// A stage result: the candidate's key at the stage it was in (with the
+    /// whole digest at the last stage).
     pub(crate) fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) {
         let parent = self.cand(c).node;
         self.place(c, parent, key, digest, &mut Vec::new());
     }
 
     fn settle(&mut self, files: i64, size: u64) {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
         self.settled.0 += files;
-        self.settled.1 += files * size as i64;
+        self.settled.1 = self.settled.1.saturating_add(files.saturating_mul(size));
     }
 
     /// Candidates at rest so far, and their bytes.
     pub(crate) fn settled(&self) -> (u64, u64) {
-        (self.settled.0.max(0) as u64, self.settled.1.max(0) as u64)
+        (
+            u64::try_from(self.settled.0).unwrap_or(0),
+            u64::try_from(self.settled.1).unwrap_or(0),
+        )
     }
 
-    /// A candidate verified equal to the group it was headed for.
-    pub(crate) fn verified(&mut self, c: u32, key: Key, digest: Digest) {
-        let cand = self.take(c);
-        let parent = cand.node;
-        let size = self.nodes[parent as usize].size;
-        self.settle(1, size);
-        let stage_idx = stage_index(Some(Stage::Full));
-        let slot = self.get_slot(parent, key);
-        let new_slot = match slot {
-            Some(Slot::Single(i)) => {
-                let p = self.take_single(i);
-                self.passed[stage_idx] += 2;
-                Slot::Group(self.new_group(size, digest, [p, cand.path]))
+    fn pending(&mut self, c: u32) -> Pending {
+        *self
+            .cand_mut(c)
+            .verify
+            .take()
+            .expect("a verification was pending")
+    }
+
+    /// `c` proved byte-equal to the file it was compared with.
+    pub(crate) fn verified(&mut self, c: u32) {
+        let p = self.pending(c);
+        let parent = self.cand(c).node;
+        let size = self.size_of(parent);
+        let key = probe_key(&p.digest, p.probe);
+        let full = stage_index(Some(Stage::Full));
+        match self.get_slot(parent, key) {
+            Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
+                let first = self.take_single(i).member;
+                let member = self.take(c).member;
+                self.passed[full] += 2;
+                self.settle(1, size);
+                let g = self
+                    .groups
+                    .create(size, p.digest, p.probe, vec![first, member]);
+                self.put_slot(parent, key, Slot::Group(g));
+            }
+            Some(Slot::Group(g)) if self.groups.get(g).members.iter().any(|m| m.id == p.other) => {
+                self.passed[full] += 1;
+                self.settle(1, size);
+                let member = self.take(c).member;
+                self.groups.join(g, member);
+            }
+            // The file it matched left meanwhile: place it afresh.
+            _ => self.place_final(c, parent, p.digest, p.probe),
+        }
+    }
+
+    /// `c` has the digest of the files at its probe but not their bytes:
+    /// a hash collision. It goes on to the next probe, a group of its own.
+    pub(crate) fn differs(&mut self, c: u32) {
+        let p = self.pending(c);
+        let parent = self.cand(c).node;
+        self.place_final(c, parent, p.digest, p.probe + 1);
+    }
+
+    /// The file `c` was to be compared with changed during the run: that
+    /// file leaves its slot, and `c` is placed again.
+    pub(crate) fn other_changed(&mut self, c: u32) {
+        let p = self.pending(c);
+        let parent = self.cand(c).node;
+        let key = probe_key(&p.digest, p.probe);
+        match self.get_slot(parent, key) {
+            Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
+                // `c` takes the changed file's place.
+                let member = self.take(c).member;
+                self.settle(1, self.size_of(parent));
+                self.singles[i as usize] = Some(Single {
+                    member,
+                    tail: tail(&p.digest),
+                });
             }
             Some(Slot::Group(g)) => {
-                self.passed[stage_idx] += 1;
-                self.join(g, cand.path);
-                Slot::Group(g)
+                self.groups.remove(g, p.other);
+                if self.groups.get(g).members.is_empty() {
+                    let member = self.take(c).member;
+                    self.settle(1, self.size_of(parent));
+                    self.groups.join(g, member);
+                } else {
+                    self.place_final(c, parent, p.digest, p.probe);
+                }
             }
-            Some(other) => other,
-            None => Slot::Single(self.add_single(cand.path)),
-        };
-        if slot != Some(new_slot) {
-            self.put_slot(parent, key, new_slot);
+            _ => self.place_final(c, parent, p.digest, p.probe),
         }
     }
 
@@ -575,8 +654,9 @@ impl State {
         self.ready_len() > 0
     }
 
+    /// Drops every waiting task and its candidate: nothing will read them
+    /// now (the run was cancelled).
     pub(crate) fn clear_ready(&mut self) {
-        // Drop the candidates too: nothing will read them now.
         let waiting: Vec<u32> = self
             .ready_small
             .drain()
@@ -594,7 +674,7 @@ impl State {
     pub(crate) fn next_job(&mut self, max_small: usize, allow_large: bool) -> Option<Vec<Task>> {
         if allow_large {
             if let Some(r) = self.ready_large.pop() {
-                return Some(vec![self.task(r)]);
+                return Some(vec![self.task(r.cand)]);
             }
         }
         let mut tasks = Vec::new();
@@ -602,286 +682,72 @@ impl State {
             let Some(r) = self.ready_small.pop() else {
                 break;
             };
-            tasks.push(self.task(r));
+            tasks.push(self.task(r.cand));
         }
         (!tasks.is_empty()).then_some(tasks)
     }
 
-    fn full_path(&self, p: &PathRef) -> PathBuf {
-        p.dir.join(self.names.get(p.name))
+    fn target(&self, m: &Member, size: u64) -> Target {
+        Target {
+            path: self.names.path(&m.path),
+            base: m.path.dir.base().cloned(),
+            expect: Expect {
+                size,
+                id: m.id,
+                mtime_ns: m.mtime_ns,
+                ctime_ns: m.ctime_ns,
+            },
+        }
     }
 
-    fn task(&self, r: Ready) -> Task {
-        let cand = self.cand(r.cand);
-        let node = &self.nodes[cand.node as usize];
-        let expect = Expect {
-            size: node.size,
-            id: cand.id,
-            mtime_ns: cand.mtime_ns,
-            follow: cand.follow,
+    /// The member with identity `id` at `c`'s pending probe.
+    fn verify_target(&self, c: u32, p: &Pending, size: u64) -> Option<Target> {
+        let key = probe_key(&p.digest, p.probe);
+        let m = match self.get_slot(self.cand(c).node, key)? {
+            Slot::Single(i) => &self.single(i).member,
+            Slot::Group(g) => self
+                .groups
+                .get(g)
+                .members
+                .iter()
+                .find(|m| m.id == p.other)?,
+            _ => return None,
         };
-        let kind = match &r.verify {
-            Some(v) => TaskKind::Verify(self.full_path(&v.other)),
+        Some(self.target(m, size))
+    }
+
+    fn task(&self, c: u32) -> Task {
+        let cand = self.cand(c);
+        let node = &self.nodes[cand.node as usize];
+        let file = self.target(&cand.member, node.size);
+        let kind = match &cand.verify {
+            Some(p) => match self.verify_target(c, p, node.size) {
+                Some(t) => TaskKind::Verify(t),
+                // Cannot happen (a slot's files leave only through this
+                // candidate's own result); re-hashing is always safe.
+                None => TaskKind::Stage(Stage::Full),
+            },
             None => TaskKind::Stage(ladder(node.size)[node.step as usize]),
         };
         Task {
-            cand: r.cand,
-            path: self.full_path(&cand.path),
-            expect,
+            cand: c,
+            file,
             kind,
-            tag: r.verify.map(|v| (v.key, v.digest)),
         }
     }
 
-    /// Groups changed since they were last reported, if `force` or their
-    /// last report is older than `min_gap`; new groups always.
-    pub(crate) fn take_dirty(
-        &mut self,
-        force: bool,
-        min_gap: std::time::Duration,
-    ) -> Vec<GroupOut> {
-        let mut out = Vec::new();
-        let mut keep = Vec::new();
-        let now = Instant::now();
-        for g in std::mem::take(&mut self.dirty) {
-            let due = force
-                || self.groups[g as usize]
-                    .last_emit
-                    .is_none_or(|t| now.duration_since(t) >= min_gap);
-            if !due {
-                keep.push(g);
-                continue;
-            }
-            let id = match self.groups[g as usize].id {
-                Some(id) => id,
-                None => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    self.groups[g as usize].id = Some(id);
-                    id
-                }
-            };
-            let grp = &self.groups[g as usize];
-            out.push(GroupOut {
-                id,
-                size: grp.size,
-                digest: grp.digest,
-                files: grp.files.iter().map(|p| self.full_path(p)).collect(),
-            });
-            let grp = &mut self.groups[g as usize];
-            grp.dirty = false;
-            grp.last_emit = Some(now);
-        }
-        self.dirty = keep;
-        out
+    /// Groups to report now (see [`Registry::take_due`]).
+    pub(crate) fn take_due(&mut self, force: bool) -> Vec<DuplicateGroupParts> {
+        self.groups.take_due(force, &self.names, &self.aliases)
     }
 
-    /// Reports every group still unreported, then keeps only what the
-    /// final report needs (groups and names); the maps are freed.
-    pub(crate) fn into_store(mut self, algo: HashAlgo) -> GroupStore {
-        // Every group gets its id (in order of confirmation) before the end.
-        let _ = self.take_dirty(true, std::time::Duration::ZERO);
-        let mut order: Vec<u32> = (0..self.groups.len() as u32).collect();
-        let groups = std::mem::take(&mut self.groups);
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&groups[a as usize], &groups[b as usize]);
-            b.size.cmp(&a.size).then(a.id.cmp(&b.id))
-        });
-        let names = std::mem::take(&mut self.names);
-        drop(self);
-        GroupStore {
-            names,
-            groups,
-            order,
-            algo,
-        }
-    }
-}
-
-/// The groups of a finished run, compact.
-pub(crate) struct GroupStore {
-    names: Names,
-    groups: Vec<Group>,
-    order: Vec<u32>,
-    algo: HashAlgo,
-}
-
-impl GroupStore {
-    pub(crate) fn len(&self) -> usize {
-        self.groups.len()
-    }
-
-    pub(crate) fn redundant_files(&self) -> u64 {
-        self.groups.iter().map(|g| g.files.len() as u64 - 1).sum()
-    }
-
-    pub(crate) fn redundant_bytes(&self) -> u64 {
-        self.groups
-            .iter()
-            .map(|g| g.size * (g.files.len() as u64 - 1))
-            .sum()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
-        self.order.iter().map(move |&i| {
-            let g = &self.groups[i as usize];
-            DuplicateGroup {
-                id: g.id.unwrap_or(0),
-                size: g.size,
-                hash: g.digest,
-                algo: self.algo,
-                files: g
-                    .files
-                    .iter()
-                    .map(|p| p.dir.join(self.names.get(p.name)))
-                    .collect(),
-            }
-        })
+    /// Keeps only what the final report needs (groups, names, aliases);
+    /// the maps are freed.
+    pub(crate) fn into_store(self) -> GroupStore {
+        let algo = self.rules.algo;
+        self.groups.into_store(self.names, self.aliases, algo)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hash::HashAlgo;
-
-    fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
-        let mut st: rustix::fs::Stat = base_stat();
-        st.st_size = size as i64;
-        st.st_ino = ino;
-        st.st_nlink = 1;
-        FileEntry::from_stat(Arc::clone(dir), name.as_bytes(), &st, EntryKind::File)
-    }
-
-    /// A real `stat` to start from (there is no safe zeroed one); the tests
-    /// overwrite the fields that matter.
-    fn base_stat() -> rustix::fs::Stat {
-        rustix::fs::stat("/").expect("stat /")
-    }
-
-    fn digest(byte: u8) -> Digest {
-        let mut h = HashAlgo::Xxh3.hasher();
-        h.update(&[byte]);
-        h.finish()
-    }
-
-    /// Runs every ready task, answering Full with `content(cand)`.
-    fn drain(s: &mut State, content: impl Fn(&Task) -> u8) {
-        while let Some(job) = s.next_job(64, true) {
-            for t in job {
-                assert!(matches!(t.kind, TaskKind::Stage(Stage::Full)));
-                let d = digest(content(&t));
-                s.stage_done(t.cand, d.key(), Some(d));
-            }
-        }
-    }
-
-    #[test]
-    fn unique_sizes_are_never_read_and_groups_keep_their_id() {
-        let dir = DirPath::new("/d", 0);
-        let mut s = State::new(HashAlgo::Xxh3, false, false, 1 << 20);
-        let mut became = Vec::new();
-        s.add(&entry(&dir, "a", 10, 1), &mut became);
-        s.add(&entry(&dir, "b", 11, 2), &mut became);
-        assert!(!s.has_ready(), "unique sizes are not read");
-        s.add(&entry(&dir, "c", 10, 3), &mut became);
-        assert_eq!(became, vec![10, 10]);
-        assert_eq!(s.ready_len(), 2);
-        drain(&mut s, |_| 7);
-        let first = s.take_dirty(false, std::time::Duration::from_secs(3600));
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].id, 1);
-        assert_eq!(first[0].files.len(), 2);
-        // A third copy found later joins the same group, same id.
-        s.add(&entry(&dir, "e", 10, 5), &mut became);
-        s.add(&entry(&dir, "f", 10, 6), &mut became); // same size, other content
-        drain(&mut s, |t| if t.path.ends_with("f") { 8 } else { 7 });
-        assert!(
-            s.take_dirty(false, std::time::Duration::from_secs(3600))
-                .is_empty(),
-            "updates wait for the re-emit gap"
-        );
-        let again = s.take_dirty(true, std::time::Duration::ZERO);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].id, 1);
-        let names: Vec<_> = again[0]
-            .files
-            .iter()
-            .map(|p| p.file_name().unwrap().to_owned())
-            .collect();
-        assert_eq!(names, ["a", "c", "e"]);
-        let store = s.into_store(HashAlgo::Xxh3);
-        assert_eq!(
-            (
-                store.len(),
-                store.redundant_files(),
-                store.redundant_bytes()
-            ),
-            (1, 2, 20)
-        );
-    }
-
-    #[test]
-    fn hard_links_collapse_unless_asked() {
-        let dir = DirPath::new("/d", 0);
-        let linked = |name: &str| {
-            let mut e = entry(&dir, name, 10, 42);
-            e.nlink = 2;
-            e
-        };
-        let mut s = State::new(HashAlgo::Xxh3, false, false, 1 << 20);
-        s.add(&linked("a"), &mut Vec::new());
-        s.add(&linked("b"), &mut Vec::new());
-        assert_eq!(s.collapsed_links, 1);
-        assert!(!s.has_ready());
-        let mut s = State::new(HashAlgo::Xxh3, false, true, 1 << 20);
-        s.add(&linked("a"), &mut Vec::new());
-        s.add(&linked("b"), &mut Vec::new());
-        assert_eq!(s.ready_len(), 2);
-    }
-
-    #[test]
-    fn larger_files_are_served_first_and_small_ones_batched() {
-        let dir = DirPath::new("/d", 0);
-        let mut s = State::new(HashAlgo::Xxh3, false, false, 1000);
-        for (i, size) in [5u64, 5, 7000, 7000, 300, 300].into_iter().enumerate() {
-            s.add(
-                &entry(&dir, &format!("f{i}"), size, i as u64 + 1),
-                &mut Vec::new(),
-            );
-        }
-        let job = s.next_job(64, true).unwrap();
-        assert_eq!(job.len(), 1, "a large file is a job alone");
-        assert_eq!(job[0].expect.size, 7000);
-        let job = s.next_job(64, false).unwrap();
-        let sizes: Vec<u64> = job.iter().map(|t| t.expect.size).collect();
-        assert_eq!(
-            sizes,
-            [300, 300, 5, 5],
-            "large files held back, small ones batched, larger first"
-        );
-        assert_eq!(s.next_job(64, true).unwrap()[0].expect.size, 7000);
-    }
-
-    #[test]
-    fn slots_and_keys_pack_losslessly() {
-        for slot in [
-            Slot::Waiting(0),
-            Slot::Node(5),
-            Slot::Single(SLOT_MAX),
-            Slot::Group(77),
-        ] {
-            assert_eq!(Slot::unpack(slot.pack()), slot);
-        }
-        let k: Key = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
-        assert_eq!(
-            pack_key(k),
-            [0x89ab_cdef, 0x0123_4567, 0x7654_3210, 0xfedc_ba98]
-        );
-        let mut names = Names::default();
-        let a = names.push(b"first");
-        let b = names.push(b"\xffsecond");
-        assert_eq!(names.get(a), b"first");
-        assert_eq!(names.get(b), b"\xffsecond");
-    }
-}
+mod tests;

@@ -32,6 +32,7 @@ mod stream;
 #[cfg(feature = "async")]
 pub use stream::StreamError;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +44,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Stealer, Worker};
 
 use crate::config::{Config, ConfigError, StreamingConfig};
-use crate::entry::{EntryError, ErrorKind, FileEntry};
+use crate::entry::{EntryError, ErrorKind, FileEntry, FileId};
 use crate::progress::ProgressTracker;
 
 pub(crate) use filter::Filter;
@@ -170,16 +171,25 @@ impl StreamingWalker {
         if roots.is_empty() {
             return Err(ConfigError::NoPaths.into());
         }
-        let mut root_list = Vec::with_capacity(roots.len());
+        // Roots are opened first: a missing root stops the walk before any
+        // thread starts. Each directory is walked once however many roots
+        // reach it, and a root inside another root is walked as its own
+        // root (the outer walk skips it), so filters on the outer walk never
+        // hide a directory the user named.
+        let mut opened = Vec::with_capacity(roots.len());
         for r in roots {
             let path = r.as_ref();
-            // Roots are followed even when they are symlinks, as `find -H`
-            // does: the user named them.
-            let st = rustix::fs::stat(path).map_err(|e| WalkError::Root {
+            let root = scanner::open_root(path).map_err(|source| WalkError::Root {
                 path: path.to_path_buf(),
-                source: e.into(),
+                source,
             })?;
-            root_list.push((path.to_path_buf(), st));
+            opened.push(root);
+        }
+        let mut root_files = HashSet::default();
+        for root in &opened {
+            if let scanner::Root::File { meta, .. } = root {
+                root_files.insert(meta.id);
+            }
         }
 
         let sc = &self.streaming;
@@ -202,22 +212,36 @@ impl StreamingWalker {
             counters: Counters::default(),
             progress: Arc::clone(&self.progress),
             visited: Mutex::new(Default::default()),
+            root_files,
+            open_dirs: Arc::new(AtomicUsize::new(0)),
         });
 
         // Roots that are files, and roots that cannot be walked, become
         // events; directories become jobs. The first scanner sends those
         // events before it lists anything, so every event reaches the
         // consumer through the one channel.
-        let mut root_files = Vec::new();
-        let mut root_errors = Vec::new();
-        for (path, st) in root_list {
-            scanner::seed_root(&shared, path, &st, &mut root_files, &mut root_errors);
-        }
+        let mut files = Vec::new();
         let mut initial: Vec<WalkEvent> = Vec::new();
-        if !root_files.is_empty() {
-            initial.push(WalkEvent::Batch(root_files));
+        let mut seen_files = HashSet::<FileId>::new();
+        for (index, root) in opened.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            match root {
+                scanner::Root::Dir { path, fd, meta } => {
+                    if shared.first_visit(meta.id.dev, meta.id.ino) {
+                        scanner::seed_dir(&shared, index, path, fd, &meta);
+                    }
+                }
+                scanner::Root::File { path, meta } => {
+                    if seen_files.insert(meta.id) {
+                        files.extend(scanner::root_file(&shared, index, &path, &meta));
+                    }
+                }
+                scanner::Root::Other(e) => initial.push(WalkEvent::Error(e)),
+            }
         }
-        initial.extend(root_errors.into_iter().map(WalkEvent::Error));
+        if !files.is_empty() {
+            initial.insert(0, WalkEvent::Batch(files));
+        }
 
         let mut threads = Vec::with_capacity(workers.len());
         for (i, local) in workers.into_iter().enumerate() {

@@ -1,11 +1,23 @@
-//! The scanner threads: list a directory, stat its regular files relative
-//! to the open directory, push subdirectories onto the local deque, hand
-//! full batches to the channel.
+//! The scanner threads: open a directory relative to its parent's open
+//! handle, list it, stat its regular files relative to it, push
+//! subdirectories onto the local deque, hand full batches to the channel.
+//!
+//! Why directories are opened relative to their parent: a directory queued
+//! by path could be swapped for a symlink before it is opened, and a whole
+//! path would then lead out of the tree (to `/etc`, or to device nodes when
+//! run as root). `openat(parent, name, O_NOFOLLOW)` can only open what is in
+//! the parent now, and never through a symlink. It is also one path
+//! component per open, so a chain thousands of directories deep costs time
+//! in proportion to its length. Open parents are shared by their queued
+//! children and closed when the last child is opened; past a budget of
+//! open handles, children are opened from the root's handle instead, still
+//! refusing symlinks (`fsutil::open_beneath`).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,20 +25,56 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_utils::Backoff;
-use rustix::fs::{AtFlags, Dir, FileType, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, OFlags, RawDir, StatxFlags};
+use rustix::io::Errno;
 
 use super::{Counters, Filter, WalkEvent};
 use crate::config::Config;
-use crate::entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry};
+use crate::entry::{Base, DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId, Meta};
 use crate::progress::ProgressTracker;
+
+/// Directory handles that queued children may keep open. Well below the
+/// usual soft limit of 1024 descriptors, so readers and the rest of the
+/// process keep theirs; past it, children are opened from the root.
+const OPEN_DIR_BUDGET: usize = 256;
+
+/// Initial size of each scanner's listing buffer; it grows if an entry
+/// does not fit (names are at most 255 bytes, so it rarely does).
+const LISTING_BUF: usize = 32 * 1024;
+
+/// A directory handle shared by the queued children of one directory.
+pub(crate) struct DirFd {
+    fd: OwnedFd,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for DirFd {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a queued directory will be opened.
+enum Open {
+    /// A root, opened when the walk started.
+    Root(OwnedFd),
+    /// `openat(parent, name)`.
+    At(Arc<DirFd>),
+    /// From the root's handle, refusing symlinks (or by path, following,
+    /// under `follow_links`): the open-handle budget was spent.
+    Resolve,
+}
 
 /// A directory to list.
 pub(crate) struct Job {
     dir: Arc<DirPath>,
+    open: Open,
     /// Device of the root it belongs to (for `one_file_system`).
     root_dev: u64,
-    /// Open it even if the path is now a symlink: roots (named by the user)
-    /// and directories reached through a followed link.
+    /// Device of its parent: a change means a new mount, checked for
+    /// pseudo file systems.
+    parent_dev: u64,
+    /// Open it even if it is a symlink (reached through a followed link).
     follow: bool,
 }
 
@@ -43,9 +91,16 @@ pub(crate) struct Shared {
     pub(crate) batch_timeout: Duration,
     pub(crate) counters: Counters,
     pub(crate) progress: Arc<dyn ProgressTracker>,
-    /// Directories entered, by (device, inode), when following links, so a
-    /// directory reached twice (or through a loop) is listed once.
-    pub(crate) visited: Mutex<HashSet<(u64, u64)>>,
+    /// Every directory entered, by (device, inode): a directory reachable
+    /// twice (a bind mount, a followed symlink, a root inside another root)
+    /// is listed once. Roots are recorded before anything is listed, so a
+    /// root named by the user is always listed as its own root.
+    pub(crate) visited: Mutex<HashSet<(u64, u64), rustc_hash::FxBuildHasher>>,
+    /// Files named as roots: the walk of a directory root that also holds
+    /// one of them leaves it out (it was delivered as a root already).
+    pub(crate) root_files: HashSet<FileId, rustc_hash::FxBuildHasher>,
+    /// Directory handles kept open for queued children.
+    pub(crate) open_dirs: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -55,11 +110,11 @@ impl Shared {
     }
 
     /// Records a directory as entered; false if it was entered before.
-    fn first_visit(&self, st: &Stat) -> bool {
+    pub(crate) fn first_visit(&self, dev: u64, ino: u64) -> bool {
         self.visited
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((st.st_dev, st.st_ino))
+            .insert((dev, ino))
     }
 
     fn push_job(&self, local: Option<&Worker<Job>>, job: Job) {
@@ -72,51 +127,95 @@ impl Shared {
     }
 }
 
-/// Turns one root into a job (directory), an entry (file) or an error
-/// (anything else: a FIFO given as a root is never opened).
-pub(crate) fn seed_root(
-    shared: &Shared,
-    path: PathBuf,
-    st: &Stat,
-    files: &mut Vec<FileEntry>,
-    errors: &mut Vec<EntryError>,
-) {
-    match FileType::from_raw_mode(st.st_mode) {
+/// A root as found at the start of the walk.
+pub(crate) enum Root {
+    /// A directory, opened.
+    Dir {
+        path: PathBuf,
+        fd: OwnedFd,
+        meta: Meta,
+    },
+    /// A regular file.
+    File { path: PathBuf, meta: Meta },
+    /// Anything else, or a directory on a pseudo file system.
+    Other(EntryError),
+}
+
+/// Opens a root the way `find -H` treats it: the user named it, so a
+/// symlink is followed. Opened with `O_PATH` first, so a FIFO or device
+/// given as a root is typed without being opened for reading.
+pub(crate) fn open_root(path: &Path) -> Result<Root, std::io::Error> {
+    let pfd = crate::fsutil::open(path, OFlags::PATH | OFlags::CLOEXEC)?;
+    let meta = Meta::of_stat(&rustix::fs::fstat(&pfd)?);
+    Ok(match meta.file_type {
         FileType::Directory => {
-            if shared.config.follow_links && !shared.first_visit(st) {
-                return; // the same directory given twice
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(&pfd, ".", flags, rustix::fs::Mode::empty())?;
+            if let Some(kind) = pseudo_fs(&fd) {
+                return Ok(Root::Other(pseudo_error(path.to_path_buf(), kind)));
             }
-            let job = Job {
-                dir: DirPath::new(path, 0),
-                root_dev: st.st_dev,
-                follow: true,
-            };
-            shared.push_job(None, job);
-        }
-        FileType::RegularFile => {
-            if shared.filter.size_ok(st.st_size as u64) {
-                let name = path.file_name().unwrap_or(path.as_os_str()).as_bytes();
-                let parent = path.parent().unwrap_or(std::path::Path::new(""));
-                let dir = DirPath::new(parent, 0);
-                let entry = FileEntry::from_stat(dir, name, st, EntryKind::File);
-                shared.counters.files.fetch_add(1, Ordering::Relaxed);
-                shared
-                    .counters
-                    .bytes
-                    .fetch_add(entry.size, Ordering::Relaxed);
-                files.push(entry);
+            Root::Dir {
+                path: path.to_path_buf(),
+                fd,
+                meta,
             }
         }
-        _ => {
-            let err = EntryError::new(
-                path,
-                ErrorKind::NotRegular,
-                "not a regular file or directory; skipped",
-            );
-            shared.count_error(&err);
-            errors.push(err);
+        FileType::RegularFile => Root::File {
+            path: path.to_path_buf(),
+            meta,
+        },
+        _ => Root::Other(EntryError::new(
+            path.to_path_buf(),
+            ErrorKind::NotRegular,
+            "not a regular file or directory; skipped",
+        )),
+    })
+}
+
+/// Queues a root directory (`index`: its place among the roots).
+pub(crate) fn seed_dir(shared: &Shared, index: u32, path: PathBuf, fd: OwnedFd, meta: &Meta) {
+    let prefix = path.as_os_str().len();
+    let (dir_fd, base) = if shared.config.follow_links {
+        (fd, None)
+    } else {
+        // The root's handle serves twice: listed as the root directory, and
+        // kept as the base everything below it is resolved from.
+        match fd.try_clone() {
+            Ok(dup) => (dup, Some(Arc::new(Base { fd, prefix }))),
+            Err(_) => (fd, None),
         }
+    };
+    let job = Job {
+        dir: DirPath::with_root(path, 0, index, base),
+        open: Open::Root(dir_fd),
+        root_dev: meta.id.dev,
+        parent_dev: meta.id.dev,
+        follow: true,
+    };
+    shared.push_job(None, job);
+}
+
+/// A root that is a regular file, as an entry.
+pub(crate) fn root_file(
+    shared: &Shared,
+    index: u32,
+    path: &Path,
+    meta: &Meta,
+) -> Option<FileEntry> {
+    if !shared.filter.size_ok(meta.size) {
+        return None;
     }
+    let name = path.file_name().unwrap_or(path.as_os_str()).as_bytes();
+    let parent = path.parent().unwrap_or(Path::new(""));
+    // No base: a root file is opened by its path, following a symlink, as
+    // the user named it.
+    let dir = DirPath::with_root(parent, 0, index, None);
+    shared.counters.files.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .bytes
+        .fetch_add(meta.size, Ordering::Relaxed);
+    Some(FileEntry::from_meta(dir, name, meta, EntryKind::File))
 }
 
 /// Where a scanner puts what it finds.
@@ -186,14 +285,18 @@ pub(crate) fn run(
         oldest: None,
     };
     for ev in first {
+        if let WalkEvent::Error(e) = &ev {
+            shared.count_error(e);
+        }
         out.send(ev);
     }
+    let mut buf: Vec<u8> = Vec::with_capacity(LISTING_BUF);
     let backoff = Backoff::new();
     while !shared.quit.load(Ordering::Relaxed) {
         match find_job(shared, &local) {
             Some(job) => {
                 backoff.reset();
-                scan_dir(shared, &local, job, &mut out);
+                scan_dir(shared, &local, job, &mut out, &mut buf);
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
                 out.flush_if_old();
             }
@@ -230,60 +333,141 @@ fn find_job(shared: &Shared, local: &Worker<Job>) -> Option<Job> {
     })
 }
 
-fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
-    let config = &*shared.config;
-    let filter = &shared.filter;
-    let dir = &job.dir;
+/// Opens a queued directory as described on [`Open`].
+fn open_dir(job: Job) -> Result<OwnedFd, Errno> {
     let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if !job.follow {
-        // A directory replaced by a symlink since it was listed is not
-        // followed behind the user's back.
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = match crate::fsutil::open(dir.path(), flags) {
+    let path = job.dir.path();
+    match job.open {
+        Open::Root(fd) => Ok(fd),
+        Open::At(parent) => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            rustix::fs::openat(&parent.fd, name, flags, rustix::fs::Mode::empty())
+        }
+        Open::Resolve => match job.dir.base() {
+            Some(base) => crate::fsutil::open_beneath(base, path.as_os_str().as_bytes(), flags),
+            // Only under `follow_links`, where symlinks are followed anyway.
+            None => crate::fsutil::open(path, flags),
+        },
+    }
+}
+
+/// The pseudo file system a directory is on, if any: their files report
+/// sizes that say nothing about their content (`/proc`, `/sys`, ...).
+fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
+    let magic = rustix::fs::fstatfs(fd).ok()?.f_type as i64;
+    Some(match magic {
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x7363_6673 => "securityfs",
+        0x0027_e0eb => "cgroup",
+        0x6367_7270 => "cgroup2",
+        0x6265_6570 => "configfs",
+        0xcafe_4a11 => "bpf",
+        0x6165_676c => "pstore",
+        0x4249_4e4d => "binfmt_misc",
+        0xf97c_ff8c => "selinuxfs",
+        0x6573_5543 => "fusectl",
+        _ => return None,
+    })
+}
+
+fn pseudo_error(path: PathBuf, kind: &str) -> EntryError {
+    EntryError::new(
+        path,
+        ErrorKind::Skipped,
+        format!("on a {kind} pseudo file system (sizes are not content); skipped"),
+    )
+}
+
+fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, buf: &mut Vec<u8>) {
+    let config = &*shared.config;
+    let dir = Arc::clone(&job.dir);
+    let (root_dev, parent_dev, is_root) = (
+        job.root_dev,
+        job.parent_dev,
+        matches!(job.open, Open::Root(_)),
+    );
+    let fd = match open_dir(job) {
         Ok(fd) => fd,
         Err(e) => {
             out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
             return;
         }
     };
-    if config.one_file_system || config.follow_links {
-        // One fstat per directory, only when these options need it.
-        match rustix::fs::fstat(&fd) {
-            Ok(st) => {
-                if config.one_file_system && st.st_dev != job.root_dev {
-                    return;
-                }
-                // Roots and followed links were recorded when queued.
-                if config.follow_links && !job.follow && !shared.first_visit(&st) {
-                    return;
-                }
-            }
-            Err(e) => {
-                out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
-                return;
-            }
-        }
-    }
-    let mut listing = match Dir::new(fd) {
-        Ok(d) => d,
+    // One fstat per directory: its identity decides whether it was
+    // listed before, and its device whether a mount was crossed.
+    let st = match rustix::fs::fstat(&fd) {
+        Ok(st) => st,
         Err(e) => {
             out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
             return;
         }
     };
+    if !is_root {
+        if config.one_file_system && st.st_dev != root_dev {
+            return;
+        }
+        if st.st_dev != parent_dev {
+            if let Some(kind) = pseudo_fs(&fd) {
+                out.error(pseudo_error(dir.path().to_path_buf(), kind));
+                return;
+            }
+        }
+        if !shared.first_visit(st.st_dev, st.st_ino) {
+            return;
+        }
+    }
+    let fd = Arc::new(DirFd {
+        fd,
+        open: Arc::clone(&shared.open_dirs),
+    });
+    shared.open_dirs.fetch_add(1, Ordering::Relaxed);
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut emit = |out: &mut Out<'_>, entry: FileEntry| {
         files += 1;
         bytes += entry.size;
         out.push(entry);
     };
-    while let Some(item) = listing.read() {
+    let child = |name: &[u8], follow: bool| {
+        let open = if shared.open_dirs.load(Ordering::Relaxed) < OPEN_DIR_BUDGET {
+            Open::At(Arc::clone(&fd))
+        } else {
+            Open::Resolve
+        };
+        Job {
+            dir: dir.child(name),
+            open,
+            root_dev,
+            parent_dev: st.st_dev,
+            follow,
+        }
+    };
+    let dfd: BorrowedFd<'_> = fd.fd.as_fd();
+    if buf.capacity() < LISTING_BUF {
+        buf.reserve(LISTING_BUF);
+    }
+    let mut listing = RawDir::new(dfd, buf.spare_capacity_mut());
+    while let Some(item) = listing.next() {
         if shared.quit.load(Ordering::Relaxed) {
             return;
         }
         let ent = match item {
             Ok(ent) => ent,
+            Err(Errno::INVAL) => {
+                // An entry larger than the buffer: grow it and list again
+                // from the start would repeat entries, so report and stop.
+                out.error(EntryError::new(
+                    dir.path().to_path_buf(),
+                    ErrorKind::Io,
+                    "directory entry too large to list",
+                ));
+                break;
+            }
             Err(e) => {
                 out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
                 break;
@@ -293,15 +477,15 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
         if name == b"." || name == b".." {
             continue;
         }
-        let Ok(dfd) = listing.fd() else { break };
+        let name_os = OsStr::from_bytes(name);
         let mut ftype = ent.file_type();
-        let mut known: Option<Stat> = None;
+        let mut known: Option<Meta> = None;
         if ftype == FileType::Unknown {
             // Some file systems do not fill in d_type: stat to find out.
-            match rustix::fs::statat(dfd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => {
-                    ftype = FileType::from_raw_mode(st.st_mode);
-                    known = Some(st);
+            match stat_at(dfd, name_os, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(m) => {
+                    ftype = m.file_type;
+                    known = Some(m);
                 }
                 Err(e) => {
                     out.error(EntryError::io(dir.join(name), &e.into()));
@@ -310,26 +494,17 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
             }
         }
         match ftype {
-            FileType::Directory if filter.enter_dir(dir, name) => {
-                let child = Job {
-                    dir: DirPath::new(dir.join(name), dir.depth() + 1),
-                    root_dev: job.root_dev,
-                    follow: false,
-                };
-                shared.push_job(Some(local), child);
+            FileType::Directory if shared.filter.enter_dir(&dir, name) => {
+                shared.push_job(Some(local), child(name, false));
             }
             FileType::RegularFile => {
-                if !filter.file_name_ok(dir, name) {
+                if !shared.filter.file_name_ok(&dir, name) {
                     continue;
                 }
-                let st = match known {
-                    Some(st) => st,
-                    None => match rustix::fs::statat(
-                        dfd,
-                        OsStr::from_bytes(name),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    ) {
-                        Ok(st) => st,
+                let m = match known {
+                    Some(m) => m,
+                    None => match stat_at(dfd, name_os, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(m) => m,
                         Err(e) => {
                             out.error(EntryError::io(dir.join(name), &e.into()));
                             continue;
@@ -337,36 +512,31 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
                     },
                 };
                 // Replaced by something else since the listing: skip it.
-                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                    && filter.size_ok(st.st_size as u64)
+                if m.file_type == FileType::RegularFile
+                    && shared.filter.size_ok(m.size)
+                    && !shared.root_files.contains(&m.id)
                 {
                     emit(
                         out,
-                        FileEntry::from_stat(dir.clone(), name, &st, EntryKind::File),
+                        FileEntry::from_meta(dir.clone(), name, &m, EntryKind::File),
                     );
                 }
             }
             FileType::Symlink if config.follow_links => {
-                match rustix::fs::statat(dfd, OsStr::from_bytes(name), AtFlags::empty()) {
-                    Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-                        FileType::Directory
-                            if filter.enter_dir(dir, name) && shared.first_visit(&st) =>
-                        {
-                            let child = Job {
-                                dir: DirPath::new(dir.join(name), dir.depth() + 1),
-                                root_dev: job.root_dev,
-                                follow: true,
-                            };
-                            shared.push_job(Some(local), child);
+                match stat_at(dfd, name_os, AtFlags::empty()) {
+                    Ok(m) => match m.file_type {
+                        FileType::Directory if shared.filter.enter_dir(&dir, name) => {
+                            shared.push_job(Some(local), child(name, true));
                         }
                         FileType::RegularFile
-                            if filter.file_name_ok(dir, name)
-                                && filter.size_ok(st.st_size as u64) =>
+                            if shared.filter.file_name_ok(&dir, name)
+                                && shared.filter.size_ok(m.size)
+                                && !shared.root_files.contains(&m.id) =>
                         {
-                            let e = FileEntry::from_stat(
+                            let e = FileEntry::from_meta(
                                 dir.clone(),
                                 name,
-                                &st,
+                                &m,
                                 EntryKind::SymlinkToFile,
                             );
                             emit(out, e);
@@ -374,7 +544,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
                         _ => {}
                     },
                     // A dangling link is not an error: there is nothing to read.
-                    Err(rustix::io::Errno::NOENT) => {}
+                    Err(Errno::NOENT) => {}
                     Err(e) => out.error(EntryError::io(dir.join(name), &e.into())),
                 }
             }
@@ -390,4 +560,18 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>) {
         c.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     shared.progress.dir_scanned(files, bytes);
+}
+
+/// One `statx` relative to an open directory. `statx` rather than
+/// `fstatat`: the same cost, and it says whether the file is itself a
+/// mount point (a file bind mount, another path to an inode).
+fn stat_at(dfd: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> Result<Meta, Errno> {
+    match rustix::fs::statx(dfd, name, flags, StatxFlags::BASIC_STATS) {
+        Ok(st) => Ok(Meta::of_statx(&st)),
+        // Kernels before 4.11, or a sandbox that filters statx.
+        Err(Errno::NOSYS) | Err(Errno::PERM) => {
+            rustix::fs::statat(dfd, name, flags).map(|st| Meta::of_stat(&st))
+        }
+        Err(e) => Err(e),
+    }
 }

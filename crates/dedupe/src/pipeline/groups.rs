@@ -1,0 +1,311 @@
+//! The group registry: groups as they form and grow, when each is reported
+//! again, their ids, and the compact store the final report reads.
+//!
+//! * Ids come from content (size, digest and, after a hash collision
+//!   proven by `--verify`, which of the colliding groups), so an unchanged
+//!   tree gets the same ids in every run, whatever the thread count. They
+//!   are kept below 2^53 so JSON readers that use doubles (`jq`, browsers)
+//!   read them exactly.
+//! * A group is reported when it forms, and again only once it has grown by
+//!   half since it was last reported, so a group of N files costs at most
+//!   about 3N paths of JSON Lines however slowly the walk finds them; the
+//!   end of the run reports every group whose last report is out of date.
+//! * Files are listed in report order (root order, then path bytes; see
+//!   [`Names::cmp`]); each inode is named by the first of its paths in that
+//!   order.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rustc_hash::{FxBuildHasher, FxHashSet};
+
+use super::paths::{Names, PathRef};
+use crate::entry::FileId;
+use crate::group::DuplicateGroup;
+use crate::hash::{Digest, HashAlgo};
+
+/// Largest id (exclusive): exact in an IEEE double.
+const ID_LIMIT: u64 = 1 << 53;
+
+/// A file in a group, with what identifies it on disk.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) path: PathRef,
+    pub(crate) id: FileId,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ctime_ns: i64,
+    /// Its inode may have other paths; the one to show is in the aliases.
+    pub(crate) aliased: bool,
+}
+
+pub(crate) struct Group {
+    pub(crate) id: u64,
+    pub(crate) size: u64,
+    pub(crate) digest: Digest,
+    pub(crate) members: Vec<Member>,
+    /// Members when last reported (0: never).
+    reported: usize,
+    dirty: bool,
+}
+
+/// Where an inode's paths are recorded when it has more than one: the
+/// first in report order is the one shown.
+pub(crate) type Aliases = HashMap<FileId, PathRef, FxBuildHasher>;
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    groups: Vec<Group>,
+    dirty: Vec<u32>,
+    ids: FxHashSet<u64>,
+}
+
+impl Registry {
+    /// A new group of two (or more), to be reported. `probe` tells apart
+    /// groups whose files share a digest but not their bytes.
+    pub(crate) fn create(
+        &mut self,
+        size: u64,
+        digest: Digest,
+        probe: u32,
+        members: Vec<Member>,
+    ) -> u32 {
+        let mut id = content_id(size, &digest, probe);
+        // Two different groups with one id would merge in a reader's eyes;
+        // at 2^53 this needs millions of groups, and then the next free id
+        // is taken (the only case where ids depend on the order of work).
+        while !self.ids.insert(id) {
+            id = (id + 1) % ID_LIMIT;
+        }
+        let g = u32::try_from(self.groups.len()).expect("fewer groups than files");
+        self.groups.push(Group {
+            id,
+            size,
+            digest,
+            members,
+            reported: 0,
+            dirty: true,
+        });
+        self.dirty.push(g);
+        g
+    }
+
+    pub(crate) fn get(&self, g: u32) -> &Group {
+        &self.groups[g as usize]
+    }
+
+    pub(crate) fn join(&mut self, g: u32, m: Member) {
+        let grp = &mut self.groups[g as usize];
+        grp.members.push(m);
+        self.mark(g);
+    }
+
+    /// Removes the member with identity `id` (it changed during the run).
+    pub(crate) fn remove(&mut self, g: u32, id: FileId) -> Option<Member> {
+        let grp = &mut self.groups[g as usize];
+        let at = grp.members.iter().position(|m| m.id == id)?;
+        let m = grp.members.remove(at);
+        self.mark(g);
+        Some(m)
+    }
+
+    fn mark(&mut self, g: u32) {
+        let grp = &mut self.groups[g as usize];
+        if !grp.dirty {
+            grp.dirty = true;
+            self.dirty.push(g);
+        }
+    }
+
+    /// Groups to report now: new ones, ones that grew by half since their
+    /// last report, and with `force` every one whose report is out of date.
+    pub(crate) fn take_due(
+        &mut self,
+        force: bool,
+        names: &Names,
+        aliases: &Aliases,
+    ) -> Vec<DuplicateGroupParts> {
+        let mut out = Vec::new();
+        let mut keep = Vec::new();
+        for g in std::mem::take(&mut self.dirty) {
+            let grp = &self.groups[g as usize];
+            let n = grp.members.len();
+            let due = force || grp.reported == 0 || 2 * n >= 3 * grp.reported;
+            if !due || (n < 2 && grp.reported == 0) {
+                if !due {
+                    keep.push(g);
+                } else {
+                    self.groups[g as usize].dirty = false;
+                }
+                continue;
+            }
+            out.push(DuplicateGroupParts {
+                id: grp.id,
+                size: grp.size,
+                digest: grp.digest,
+                files: sorted_paths(&grp.members, names, aliases),
+            });
+            let grp = &mut self.groups[g as usize];
+            grp.reported = n.max(1);
+            grp.dirty = false;
+        }
+        self.dirty = keep;
+        out
+    }
+
+    /// The groups of a finished run (those still of two or more files),
+    /// in report order: largest files first, then by their first path.
+    pub(crate) fn into_store(self, names: Names, aliases: Aliases, algo: HashAlgo) -> GroupStore {
+        let mut groups: Vec<Group> = self
+            .groups
+            .into_iter()
+            .filter(|g| g.members.len() >= 2)
+            .collect();
+        for g in &mut groups {
+            sort_members(&mut g.members, &names, &aliases);
+        }
+        groups.sort_by(|a, b| {
+            b.size.cmp(&a.size).then_with(|| {
+                let first = |g: &Group| shown(&g.members[0], &aliases).clone();
+                names.cmp(&first(a), &first(b))
+            })
+        });
+        GroupStore {
+            names,
+            aliases,
+            groups,
+            algo,
+        }
+    }
+}
+
+/// A group's fields as the coordinator reports them.
+pub(crate) struct DuplicateGroupParts {
+    pub(crate) id: u64,
+    pub(crate) size: u64,
+    pub(crate) digest: Digest,
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// The path to show for a member: the first of its inode's paths.
+fn shown<'a>(m: &'a Member, aliases: &'a Aliases) -> &'a PathRef {
+    if m.aliased {
+        aliases.get(&m.id).unwrap_or(&m.path)
+    } else {
+        &m.path
+    }
+}
+
+fn sort_members(members: &mut [Member], names: &Names, aliases: &Aliases) {
+    members.sort_by(|a, b| names.cmp(shown(a, aliases), shown(b, aliases)));
+}
+
+fn sorted_paths(members: &[Member], names: &Names, aliases: &Aliases) -> Vec<PathBuf> {
+    let mut refs: Vec<&PathRef> = members.iter().map(|m| shown(m, aliases)).collect();
+    refs.sort_by(|a, b| names.cmp(a, b));
+    refs.into_iter().map(|p| names.path(p)).collect()
+}
+
+/// An id from a group's content: the same tree gives the same ids.
+fn content_id(size: u64, digest: &Digest, probe: u32) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&size.to_le_bytes());
+    h.update(digest.as_bytes());
+    h.update(&probe.to_le_bytes());
+    // Never 0, so an id is always a positive number.
+    (h.digest() % (ID_LIMIT - 1)) + 1
+}
+
+/// The groups of a finished run, compact: paths are built one group at a
+/// time as the report is written.
+pub(crate) struct GroupStore {
+    names: Names,
+    aliases: Aliases,
+    groups: Vec<Group>,
+    algo: HashAlgo,
+}
+
+impl GroupStore {
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub(crate) fn redundant_files(&self) -> u64 {
+        self.groups.iter().map(|g| g.members.len() as u64 - 1).sum()
+    }
+
+    pub(crate) fn redundant_bytes(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.size * (g.members.len() as u64 - 1))
+            .sum()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
+        self.groups.iter().map(move |g| DuplicateGroup {
+            id: g.id,
+            size: g.size,
+            hash: g.digest,
+            algo: self.algo,
+            files: g
+                .members
+                .iter()
+                .map(|m| self.names.path(shown(m, &self.aliases)))
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::DirPath;
+
+    fn digest(b: u8) -> Digest {
+        let mut h = HashAlgo::Blake3.hasher();
+        h.update(&[b]);
+        h.finish()
+    }
+
+    #[test]
+    fn ids_come_from_content_and_regrowth_is_reported_by_half() {
+        assert_eq!(content_id(5, &digest(1), 0), content_id(5, &digest(1), 0));
+        assert_ne!(content_id(5, &digest(1), 0), content_id(5, &digest(1), 1));
+        assert_ne!(content_id(5, &digest(1), 0), content_id(6, &digest(1), 0));
+        assert!(content_id(5, &digest(1), 0) < ID_LIMIT);
+
+        let mut names = Names::default();
+        let dir = DirPath::with_root("d", 1, 0, None);
+        let mut member = |n: u64| Member {
+            path: PathRef {
+                dir: dir.clone(),
+                name: names.push(format!("f{n:03}").as_bytes()),
+            },
+            id: FileId { dev: 1, ino: n },
+            mtime_ns: 0,
+            ctime_ns: 0,
+            aliased: false,
+        };
+        let first = vec![member(2), member(1)];
+        let more: Vec<Member> = (3..=40).map(&mut member).collect();
+        let mut r = Registry::default();
+        let g = r.create(10, digest(1), 0, first);
+        let aliases = Aliases::default();
+        let out = r.take_due(false, &names, &aliases);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].files,
+            [PathBuf::from("d/f001"), PathBuf::from("d/f002")]
+        );
+        let mut reported = vec![2];
+        for m in more {
+            r.join(g, m);
+            if let Some(o) = r.take_due(false, &names, &aliases).pop() {
+                reported.push(o.files.len());
+            }
+        }
+        // Each report at least half again as large as the one before.
+        assert_eq!(reported, [2, 3, 5, 8, 12, 18, 27]);
+        assert!(r.take_due(false, &names, &aliases).is_empty());
+        assert_eq!(r.take_due(true, &names, &aliases)[0].files.len(), 40);
+    }
+}

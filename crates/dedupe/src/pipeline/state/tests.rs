@@ -1,0 +1,300 @@
+//! The trie without I/O: results are fed by hand, as readers would.
+
+use super::*;
+use crate::entry::{DirPath, EntryKind};
+use crate::hash::HashAlgo;
+use crate::pipeline::read::Outcome;
+use std::path::PathBuf;
+
+fn rules() -> Rules {
+    Rules {
+        algo: HashAlgo::Blake3,
+        verify: false,
+        hard_links: false,
+        follow_links: false,
+        large: 1 << 20,
+    }
+}
+
+fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
+    let mut st: rustix::fs::Stat = base_stat();
+    st.st_size = size as i64;
+    st.st_ino = ino;
+    st.st_nlink = 1;
+    FileEntry::from_stat(Arc::clone(dir), name.as_bytes(), &st, EntryKind::File)
+}
+
+/// A real `stat` to start from (there is no safe zeroed one); the tests
+/// overwrite the fields that matter.
+fn base_stat() -> rustix::fs::Stat {
+    rustix::fs::stat("/").expect("stat /")
+}
+
+fn digest(byte: u8) -> Digest {
+    let mut h = HashAlgo::Blake3.hasher();
+    h.update(&[byte]);
+    h.finish()
+}
+
+fn add(s: &mut State, e: &FileEntry) {
+    s.add(e, &mut Vec::new()).unwrap();
+}
+
+/// Runs every ready task: full hashes answered with `content(task)`,
+/// verifications with `same(task)`.
+fn drain(s: &mut State, content: impl Fn(&Task) -> Digest, same: impl Fn(&Task) -> Outcome) {
+    while let Some(job) = s.next_job(64, true) {
+        for t in job {
+            match &t.kind {
+                TaskKind::Stage(Stage::Full) => {
+                    let d = content(&t);
+                    s.stage_done(t.cand, d.key(), Some(d));
+                }
+                TaskKind::Verify(_) => match same(&t) {
+                    Outcome::Same => s.verified(t.cand),
+                    Outcome::Differ => s.differs(t.cand),
+                    Outcome::OtherChanged(_) => s.other_changed(t.cand),
+                    _ => unreachable!(),
+                },
+                k => panic!("unexpected task {:?}", matches!(k, TaskKind::Stage(_))),
+            }
+        }
+    }
+}
+
+fn no_verify(_: &Task) -> Outcome {
+    panic!("no verification expected")
+}
+
+fn names(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn unique_sizes_are_never_read_and_groups_keep_their_id() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(rules());
+    let mut became = Vec::new();
+    s.add(&entry(&dir, "c", 10, 1), &mut became).unwrap();
+    s.add(&entry(&dir, "b", 11, 2), &mut became).unwrap();
+    assert!(!s.has_ready(), "unique sizes are not read");
+    s.add(&entry(&dir, "a", 10, 3), &mut became).unwrap();
+    assert_eq!(became, vec![10, 10]);
+    assert_eq!(s.ready_len(), 2);
+    drain(&mut s, |_| digest(7), no_verify);
+    let first = s.take_due(false);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        names(&first[0].files),
+        ["a", "c"],
+        "report order, not arrival"
+    );
+    let id = first[0].id;
+    // A third copy found later joins the same group, same id.
+    add(&mut s, &entry(&dir, "e", 10, 5));
+    add(&mut s, &entry(&dir, "f", 10, 6)); // same size, other content
+    drain(
+        &mut s,
+        |t| digest(if t.file.path.ends_with("f") { 8 } else { 7 }),
+        no_verify,
+    );
+    let again = s.take_due(false);
+    assert_eq!(again.len(), 1, "grew from 2 to 3: half again");
+    assert_eq!(again[0].id, id);
+    assert_eq!(names(&again[0].files), ["a", "c", "e"]);
+    let store = s.into_store();
+    assert_eq!(
+        (
+            store.len(),
+            store.redundant_files(),
+            store.redundant_bytes()
+        ),
+        (1, 2, 20)
+    );
+}
+
+#[test]
+fn hard_links_collapse_to_their_first_path_unless_asked() {
+    let dir = DirPath::new("/d", 0);
+    let linked = |name: &str| {
+        let mut e = entry(&dir, name, 10, 42);
+        e.nlink = 2;
+        e
+    };
+    let mut s = State::new(rules());
+    add(&mut s, &linked("z"));
+    add(&mut s, &linked("b"));
+    add(&mut s, &entry(&dir, "copy", 10, 43));
+    assert_eq!(s.collapsed_links, 1);
+    assert_eq!(s.ready_len(), 2, "the inode is read once");
+    drain(&mut s, |_| digest(1), no_verify);
+    let g = s.take_due(true);
+    assert_eq!(names(&g[0].files), ["b", "copy"], "shown by its first path");
+    let mut s = State::new(Rules {
+        hard_links: true,
+        ..rules()
+    });
+    add(&mut s, &linked("a"));
+    add(&mut s, &linked("b"));
+    assert_eq!(s.ready_len(), 2);
+}
+
+#[test]
+fn a_followed_symlink_and_its_target_are_one_file() {
+    let dir = DirPath::new("/d", 0);
+    let target = entry(&dir, "t", 10, 7);
+    let mut link = entry(&dir, "l", 10, 7);
+    link.kind = EntryKind::SymlinkToFile;
+    for follow_links in [true, false] {
+        let mut s = State::new(Rules {
+            follow_links,
+            ..rules()
+        });
+        // The target (nlink 1) first: only `follow_links` records it.
+        add(&mut s, &target);
+        add(&mut s, &link);
+        assert_eq!(s.collapsed_links, u64::from(follow_links));
+    }
+}
+
+#[test]
+fn the_last_level_matches_the_whole_digest() {
+    // Two 32-byte digests that share their first 128 bits.
+    let a = Digest::from_slice(&[1; 32]);
+    let mut bytes = [1; 32];
+    bytes[31] = 2;
+    let b = Digest::from_slice(&bytes);
+    assert_eq!(a.key(), b.key());
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(rules());
+    for (i, n) in ["a1", "b1", "a2", "b2", "b3"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    drain(
+        &mut s,
+        |t| {
+            if t.file.path.to_string_lossy().contains('a') {
+                a
+            } else {
+                b
+            }
+        },
+        no_verify,
+    );
+    let mut groups: Vec<Vec<String>> = s.take_due(true).iter().map(|g| names(&g.files)).collect();
+    groups.sort();
+    assert_eq!(groups, [vec!["a1", "a2"], vec!["b1", "b2", "b3"]]);
+}
+
+#[test]
+fn verify_splits_a_hash_collision_into_groups_of_equal_bytes() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    // One digest for all; bytes equal only within x* and within y*.
+    for (i, n) in ["x1", "y1", "y2", "x2", "y3"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    let path_of = |t: &Target| t.path.to_string_lossy().into_owned();
+    drain(
+        &mut s,
+        |_| digest(3),
+        |t| {
+            let TaskKind::Verify(other) = &t.kind else {
+                unreachable!()
+            };
+            let (me, them) = (path_of(&t.file), path_of(other));
+            if me.contains('x') == them.contains('x') {
+                Outcome::Same
+            } else {
+                Outcome::Differ
+            }
+        },
+    );
+    let out = s.take_due(true);
+    let mut groups: Vec<Vec<String>> = out.iter().map(|g| names(&g.files)).collect();
+    groups.sort();
+    assert_eq!(groups, [vec!["x1", "x2"], vec!["y1", "y2", "y3"]]);
+    assert_ne!(out[0].id, out[1].id, "one digest, two groups, two ids");
+}
+
+#[test]
+fn verify_drops_the_member_that_changed_and_keeps_the_candidate() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    // Whoever is compared with "a" finds it changed.
+    drain(
+        &mut s,
+        |_| digest(3),
+        |t| {
+            let TaskKind::Verify(other) = &t.kind else {
+                unreachable!()
+            };
+            if other.path.ends_with("a") {
+                Outcome::OtherChanged(crate::entry::EntryError::new(
+                    other.path.clone(),
+                    crate::entry::ErrorKind::Changed,
+                    "changed",
+                ))
+            } else {
+                Outcome::Same
+            }
+        },
+    );
+    let out = s.take_due(true);
+    let files: Vec<Vec<String>> = out.iter().map(|g| names(&g.files)).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!files[0].contains(&"a".to_string()), "{files:?}");
+    assert_eq!(files[0].len(), 2, "{files:?}");
+}
+
+#[test]
+fn larger_files_are_served_first_and_small_ones_batched() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        large: 1000,
+        ..rules()
+    });
+    for (i, size) in [5u64, 5, 7000, 7000, 300, 300].into_iter().enumerate() {
+        add(&mut s, &entry(&dir, &format!("f{i}"), size, i as u64 + 1));
+    }
+    let job = s.next_job(64, true).unwrap();
+    assert_eq!(job.len(), 1, "a large file is a job alone");
+    assert_eq!(job[0].file.expect.size, 7000);
+    let job = s.next_job(64, false).unwrap();
+    let sizes: Vec<u64> = job.iter().map(|t| t.file.expect.size).collect();
+    assert_eq!(
+        sizes,
+        [300, 300, 5, 5],
+        "large files held back, small ones batched, larger first"
+    );
+    assert_eq!(s.next_job(64, true).unwrap()[0].file.expect.size, 7000);
+}
+
+#[test]
+fn slots_and_keys_pack_losslessly() {
+    for slot in [
+        Slot::Waiting(0),
+        Slot::Node(5),
+        Slot::Single(SLOT_MAX),
+        Slot::Group(77),
+    ] {
+        assert_eq!(Slot::unpack(slot.pack()), slot);
+    }
+    let k: Key = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+    assert_eq!(
+        pack_key(k),
+        [0x89ab_cdef, 0x0123_4567, 0x7654_3210, 0xfedc_ba98]
+    );
+}
