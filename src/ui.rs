@@ -70,12 +70,13 @@ impl Ui {
 }
 
 /// Errors worth an exit code of 1: everything but files that vanished
-/// between listing and reading (nothing was lost; they are just gone).
+/// between listing and reading (nothing was lost; they are just gone) and
+/// what was skipped on purpose (pseudo file systems).
 pub fn serious_errors(errors: &[u64; ErrorKind::ALL.len()]) -> u64 {
     ErrorKind::ALL
         .iter()
         .zip(errors)
-        .filter(|(k, _)| **k != ErrorKind::Vanished)
+        .filter(|(k, _)| !matches!(**k, ErrorKind::Vanished | ErrorKind::Skipped))
         .map(|(_, n)| n)
         .sum()
 }

@@ -4,6 +4,7 @@
 
 mod find;
 mod gen;
+mod hardening;
 mod scan;
 mod util;
 mod walk;

@@ -195,3 +195,16 @@ pub fn unprivileged(cmd: Command) -> Option<Command> {
         .args(cmd.get_args());
     Some(wrapped)
 }
+
+/// Runs `f` on a thread and waits at most `limit` for it: `None` means it
+/// was still running (a hang; the thread is left behind, the test fails).
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}

@@ -265,6 +265,11 @@ impl FileEntry {
         self.nlink > 1 || self.kind == EntryKind::SymlinkToFile || self.mount_root
     }
 
+    /// Whether the file is itself a mount point (a file bind mount).
+    pub fn is_mount_root(&self) -> bool {
+        self.mount_root
+    }
+
     /// The file's directory (shared with its siblings).
     pub fn dir(&self) -> &Arc<DirPath> {
         &self.dir

@@ -36,6 +36,9 @@ pub(crate) struct Member {
     pub(crate) ctime_ns: i64,
     /// Its inode may have other paths; the one to show is in the aliases.
     pub(crate) aliased: bool,
+    /// It is a file bind mount: its source may be another member, found
+    /// only when they meet (the source itself looks like any other file).
+    pub(crate) mount_root: bool,
 }
 
 pub(crate) struct Group {
@@ -93,10 +96,22 @@ impl Registry {
         &self.groups[g as usize]
     }
 
-    pub(crate) fn join(&mut self, g: u32, m: Member) {
+    /// Adds `m` to group `g`, unless it is another path to a member's
+    /// inode (a file bind mount); then the first of the two paths in report
+    /// order stays, and false is returned.
+    pub(crate) fn join(&mut self, g: u32, m: Member, names: &Names) -> bool {
         let grp = &mut self.groups[g as usize];
+        if m.mount_root || grp.members.iter().any(|x| x.mount_root) {
+            if let Some(x) = grp.members.iter_mut().find(|x| x.id == m.id) {
+                if names.cmp(&m.path, &x.path).is_lt() {
+                    *x = m;
+                }
+                return false;
+            }
+        }
         grp.members.push(m);
         self.mark(g);
+        true
     }
 
     /// Removes the member with identity `id` (it changed during the run).
@@ -284,6 +299,7 @@ mod tests {
             mtime_ns: 0,
             ctime_ns: 0,
             aliased: false,
+            mount_root: false,
         };
         let first = vec![member(2), member(1)];
         let more: Vec<Member> = (3..=40).map(&mut member).collect();
@@ -298,7 +314,7 @@ mod tests {
         );
         let mut reported = vec![2];
         for m in more {
-            r.join(g, m);
+            r.join(g, m, &names);
             if let Some(o) = r.take_due(false, &names, &aliases).pop() {
                 reported.push(o.files.len());
             }

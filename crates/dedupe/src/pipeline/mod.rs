@@ -319,6 +319,7 @@ impl Finder {
             hard_links: self.options.hard_links,
             follow_links: self.config.follow_links,
             large: LARGE_JOB,
+            max_files: state::MAX_FILES,
         });
         let mut inflight_large = 0usize;
         let mut stages: [StageStats; 5] =

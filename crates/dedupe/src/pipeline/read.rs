@@ -5,9 +5,13 @@
 //! Every read is bracketed by `fstat` on the open descriptor: a file whose
 //! size, modification time, device or inode differ from what the walk
 //! recorded is reported as [`ErrorKind::Changed`] and leaves its group, so
-//! no group is ever built from stale data. Files are opened with
-//! `O_NONBLOCK`, so a FIFO swapped in after the walk cannot block a worker,
-//! and with `O_NOFOLLOW` unless the walk itself followed a link.
+//! no group is ever built from stale data (the status-change time too, so
+//! a rewrite that restores the modification time is caught). Files below a
+//! root are opened from the root's handle with symlinks refused at every
+//! component, so a directory swapped for a symlink cannot lead a read out
+//! of the tree; `O_NONBLOCK` and `O_NOCTTY` keep a FIFO or terminal swapped
+//! in from blocking or adopting a worker, and the type is checked by
+//! `fstat` before any byte is read.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -148,6 +152,10 @@ pub(crate) struct Reader {
     algo: HashAlgo,
     /// Set when the run is cancelled: long reads stop at the next chunk.
     cancel: Arc<AtomicBool>,
+    /// Runs between a read and its re-check, so tests can change a file
+    /// exactly there.
+    #[cfg(test)]
+    after_read: Option<Box<dyn Fn() + Send>>,
 }
 
 fn changed(path: &Path, what: &str) -> EntryError {
@@ -190,10 +198,15 @@ pub(crate) fn open_checked(t: &Target) -> Result<OwnedFd, EntryError> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let bytes = t.path.as_os_str().as_bytes();
     let fd = match &t.base {
-        Some(base) => crate::fsutil::open_beneath(base, bytes, flags),
-        None => crate::fsutil::open(&t.path, flags),
-    }
-    .map_err(|e| io_err(&t.path, e))?;
+        Some(base) => crate::fsutil::open_beneath(base, bytes, flags).map_err(|e| match e {
+            // The walk saw no symlink on this path: one appeared since.
+            rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+                changed(&t.path, "a symlink appeared on its path; not followed")
+            }
+            e => io_err(&t.path, e),
+        }),
+        None => crate::fsutil::open(&t.path, flags).map_err(|e| io_err(&t.path, e)),
+    }?;
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err(&t.path, e))?;
     check(&t.path, &st, &t.expect)?;
     Ok(fd)
@@ -229,6 +242,8 @@ impl Reader {
             other: Vec::new(),
             algo,
             cancel,
+            #[cfg(test)]
+            after_read: None,
         }
     }
 
@@ -304,6 +319,10 @@ impl Reader {
                 }
             }
         };
+        #[cfg(test)]
+        if let Some(hook) = &self.after_read {
+            hook();
+        }
         // The file must not have changed while we read it. A file read
         // whole in one call was checked on open and read atomically enough
         // that a second fstat buys nothing but a system call.
@@ -408,3 +427,6 @@ pub(crate) fn sample_offset(size: u64, i: u64) -> u64 {
     let span = u128::from(size.saturating_sub(SAMPLE));
     u64::try_from(span * u128::from(i) / u128::from(SAMPLES - 1)).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

@@ -191,6 +191,9 @@ pub(crate) struct Rules {
     pub follow_links: bool,
     /// Files at least this large are "large".
     pub large: u64,
+    /// Files accepted before the run stops with [`TooManyFiles`]
+    /// ([`MAX_FILES`]; smaller in tests).
+    pub max_files: u64,
 }
 
 /// More files than one run can index.
@@ -277,7 +280,7 @@ impl State {
             }
         }
         self.accepted += 1;
-        if self.accepted > MAX_FILES {
+        if self.accepted > self.rules.max_files {
             return Err(TooManyFiles);
         }
         let member = Member {
@@ -286,6 +289,7 @@ impl State {
             mtime_ns: time_ns(e.mtime_parts()),
             ctime_ns: time_ns(e.ctime_parts()),
             aliased,
+            mount_root: e.is_mount_root(),
         };
         let cand = Cand {
             member,
@@ -359,6 +363,31 @@ impl State {
 
     fn single(&self, i: u32) -> &Single {
         self.singles[i as usize].as_ref().expect("live single")
+    }
+
+    /// Whether `a` and `b` are one inode met by two paths (a file bind
+    /// mount and its source: only they get this far as two candidates).
+    fn one_file(a: &Member, b: &Member) -> bool {
+        (a.mount_root || b.mount_root) && a.id == b.id
+    }
+
+    /// Two paths of one inode met at a settled slot: keep the one first in
+    /// report order in `kept`.
+    fn collapse_into(&mut self, kept: &mut Member, other: Member) {
+        self.collapsed_links += 1;
+        if self.names.cmp(&other.path, &kept.path).is_lt() {
+            *kept = other;
+        }
+    }
+
+    /// Joins `member` to group `g`, counting a bind-mount alias as
+    /// collapsed instead.
+    fn join_group(&mut self, g: u32, member: Member) -> bool {
+        let joined = self.groups.join(g, member, &self.names);
+        if !joined {
+            self.collapsed_links += 1;
+        }
+        joined
     }
 
     fn size_of(&self, parent: u32) -> u64 {
@@ -444,6 +473,11 @@ impl State {
         let member = self.take(c).member;
         let digest = self.rules.algo.hasher().finish();
         let slot = match self.get_slot(ROOT, key) {
+            Some(Slot::Single(i)) if Self::one_file(&self.single(i).member, &member) => {
+                let mut s = self.take_single(i);
+                self.collapse_into(&mut s.member, member);
+                Slot::Single(self.add_single(s))
+            }
             Some(Slot::Single(i)) => {
                 let first = self.take_single(i).member;
                 self.passed[0] += 2;
@@ -452,10 +486,11 @@ impl State {
                 Slot::Group(self.groups.create(size, digest, 0, vec![first, member]))
             }
             Some(Slot::Group(g)) => {
-                self.passed[0] += 1;
-                became.push(size);
-                self.settle(1, size);
-                self.groups.join(g, member);
+                if self.join_group(g, member) {
+                    self.passed[0] += 1;
+                    became.push(size);
+                    self.settle(1, size);
+                }
                 Slot::Group(g)
             }
             _ => Slot::Single(self.add_single(Single {
@@ -485,6 +520,15 @@ impl State {
                     return;
                 }
                 Some(Slot::Single(i)) if self.single(i).tail == tail(&digest) => {
+                    if Self::one_file(&self.single(i).member, &self.cand(c).member) {
+                        self.settle(1, size);
+                        let member = self.take(c).member;
+                        let mut s = self.take_single(i);
+                        self.collapse_into(&mut s.member, member);
+                        let j = self.add_single(s);
+                        self.put_slot(parent, key, Slot::Single(j));
+                        return;
+                    }
                     if self.rules.verify {
                         let other = self.single(i).member.id;
                         return self.schedule_verify(c, k, digest, other);
@@ -503,10 +547,11 @@ impl State {
                         let other = members[0].id;
                         return self.schedule_verify(c, k, digest, other);
                     }
-                    self.passed[full] += 1;
                     self.settle(1, size);
                     let member = self.take(c).member;
-                    self.groups.join(g, member);
+                    if self.join_group(g, member) {
+                        self.passed[full] += 1;
+                    }
                     return;
                 }
                 // Another content whose digest shares the key's bits, or
@@ -588,10 +633,11 @@ impl State {
                 self.put_slot(parent, key, Slot::Group(g));
             }
             Some(Slot::Group(g)) if self.groups.get(g).members.iter().any(|m| m.id == p.other) => {
-                self.passed[full] += 1;
                 self.settle(1, size);
                 let member = self.take(c).member;
-                self.groups.join(g, member);
+                if self.join_group(g, member) {
+                    self.passed[full] += 1;
+                }
             }
             // The file it matched left meanwhile: place it afresh.
             _ => self.place_final(c, parent, p.digest, p.probe),
@@ -627,7 +673,7 @@ impl State {
                 if self.groups.get(g).members.is_empty() {
                     let member = self.take(c).member;
                     self.settle(1, self.size_of(parent));
-                    self.groups.join(g, member);
+                    self.join_group(g, member);
                 } else {
                     self.place_final(c, parent, p.digest, p.probe);
                 }

@@ -13,6 +13,7 @@ fn rules() -> Rules {
         hard_links: false,
         follow_links: false,
         large: 1 << 20,
+        max_files: MAX_FILES,
     }
 }
 
@@ -297,4 +298,16 @@ fn slots_and_keys_pack_losslessly() {
         pack_key(k),
         [0x89ab_cdef, 0x0123_4567, 0x7654_3210, 0xfedc_ba98]
     );
+}
+
+#[test]
+fn more_files_than_a_run_indexes_is_an_error_not_a_panic() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        max_files: 2,
+        ..rules()
+    });
+    add(&mut s, &entry(&dir, "a", 1, 1));
+    add(&mut s, &entry(&dir, "b", 1, 2));
+    assert!(s.add(&entry(&dir, "c", 1, 3), &mut Vec::new()).is_err());
 }

@@ -1,0 +1,253 @@
+//! The reader on real files: what each stage reads, and every way a file
+//! can change under it.
+
+use super::*;
+use std::path::Path;
+
+fn target(path: &Path) -> Target {
+    let st = rustix::fs::stat(path).unwrap();
+    let m = Meta::of_stat(&st);
+    Target {
+        path: path.to_path_buf(),
+        base: None,
+        expect: Expect {
+            size: m.size,
+            id: m.id,
+            mtime_ns: time_ns(m.mtime),
+            ctime_ns: time_ns(m.ctime),
+        },
+    }
+}
+
+fn reader() -> Reader {
+    Reader::new(HashAlgo::Blake3, Arc::new(AtomicBool::new(false)))
+}
+
+fn run(r: &mut Reader, file: Target, kind: TaskKind) -> Done {
+    r.run(Task {
+        cand: 0,
+        file,
+        kind,
+    })
+}
+
+fn kind_of(o: &Outcome) -> Option<ErrorKind> {
+    match o {
+        Outcome::Failed(e) | Outcome::OtherChanged(e) => Some(e.kind),
+        _ => None,
+    }
+}
+
+fn pattern(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + i / 4099) as u8).collect()
+}
+
+#[test]
+fn the_full_hash_covers_every_byte_in_every_size_regime() {
+    let t = tempfile::tempdir().unwrap();
+    let mut r = reader();
+    // Around each boundary the reader has: one read, chunked reads, a
+    // last partial chunk.
+    let sizes = [
+        1,
+        4095,
+        65536,
+        65537,
+        READ_BUF - 1,
+        READ_BUF,
+        READ_BUF + 1,
+        3 * READ_BUF + 500_000,
+    ];
+    for size in sizes {
+        let base = pattern(size);
+        let a = t.path().join(format!("a{size}"));
+        std::fs::write(&a, &base).unwrap();
+        let digest = |p: &Path, r: &mut Reader| match run(
+            r,
+            target(p),
+            TaskKind::Stage(Stage::Full),
+        )
+        .outcome
+        {
+            Outcome::Full(d) => d,
+            _ => panic!("no digest for {}", p.display()),
+        };
+        let want = {
+            let mut h = HashAlgo::Blake3.hasher();
+            h.update(&base);
+            h.finish()
+        };
+        assert_eq!(digest(&a, &mut r), want, "size {size}");
+        for at in [0, size / 2, size.saturating_sub(100_000), size - 1] {
+            let mut v = base.clone();
+            v[at] ^= 1;
+            let b = t.path().join(format!("b{size}-{at}"));
+            std::fs::write(&b, &v).unwrap();
+            assert_ne!(digest(&b, &mut r), want, "size {size}, byte {at}");
+        }
+    }
+}
+
+#[test]
+fn quick_and_statistical_keys_read_their_parts_only() {
+    let t = tempfile::tempdir().unwrap();
+    let size = 9 * READ_BUF + 500_000;
+    let base = pattern(size);
+    let a = t.path().join("a");
+    std::fs::write(&a, &base).unwrap();
+    let mut r = reader();
+    let key = |p: &Path, stage: Stage, r: &mut Reader| {
+        let d = run(r, target(p), TaskKind::Stage(stage));
+        match d.outcome {
+            Outcome::Key(k) => (k, d.bytes_read),
+            _ => panic!("no key"),
+        }
+    };
+    let (quick, read) = key(&a, Stage::Quick, &mut r);
+    assert_eq!(read, 2 * EDGE, "head and tail only");
+    let (stat, read) = key(&a, Stage::Statistical, &mut r);
+    assert_eq!(read, SAMPLES * SAMPLE);
+    // The last byte is in the quick check's tail; a byte at a sample start
+    // in the statistical key; a byte in neither changes neither.
+    for (at, quick_differs, stat_differs) in [
+        (size - 1, true, true),
+        (0, true, true),
+        (sample_offset(size as u64, 7) as usize, false, true),
+        (size - 100_000, false, false),
+    ] {
+        let mut v = base.clone();
+        v[at] ^= 1;
+        let b = t.path().join(format!("b{at}"));
+        std::fs::write(&b, &v).unwrap();
+        assert_eq!(
+            key(&b, Stage::Quick, &mut r).0 != quick,
+            quick_differs,
+            "quick, byte {at}"
+        );
+        assert_eq!(
+            key(&b, Stage::Statistical, &mut r).0 != stat,
+            stat_differs,
+            "stat, byte {at}"
+        );
+    }
+}
+
+#[test]
+fn sample_offsets_do_not_overflow() {
+    let size = u64::MAX - 10;
+    let last = sample_offset(size, SAMPLES - 1);
+    assert_eq!(last, size - SAMPLE, "the last sample ends at the last byte");
+    let offsets: Vec<u64> = (0..SAMPLES).map(|i| sample_offset(size, i)).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+}
+
+/// Rewrites `path` in place with content of the same size, then sets its
+/// modification time back: only the status-change time tells.
+fn rewrite_keeping_mtime(path: &Path) {
+    let before = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut v = std::fs::read(path).unwrap();
+    v[0] ^= 1;
+    std::fs::write(path, &v).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(before).unwrap();
+}
+
+#[test]
+fn a_file_changed_during_its_read_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::write(&a, pattern(3 * READ_BUF)).unwrap();
+    let mut r = reader();
+    let victim = a.clone();
+    r.after_read = Some(Box::new(move || rewrite_keeping_mtime(&victim)));
+    for stage in [Stage::Quick, Stage::Statistical, Stage::Full] {
+        let d = run(&mut r, target(&a), TaskKind::Stage(stage));
+        assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed), "{stage:?}");
+    }
+}
+
+#[test]
+fn a_file_changed_before_its_read_or_grown_or_shrunk_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::write(&a, pattern(200_000)).unwrap();
+    let mut r = reader();
+    let expect = target(&a);
+    rewrite_keeping_mtime(&a);
+    let d = run(&mut r, expect, TaskKind::Stage(Stage::Full));
+    assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed));
+    // Same inode, same recorded size, but the file is longer or shorter
+    // when read.
+    for len in [300_000u64, 100_000] {
+        let expect = target(&a);
+        let f = std::fs::File::options().write(true).open(&a).unwrap();
+        f.set_len(len).unwrap();
+        let d = run(&mut r, expect, TaskKind::Stage(Stage::Full));
+        let Outcome::Failed(e) = d.outcome else {
+            panic!("a file of the wrong length was hashed")
+        };
+        assert_eq!(e.kind, ErrorKind::Changed, "{e}");
+    }
+}
+
+#[test]
+fn verify_compares_bytes_and_blames_the_file_that_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let base = pattern(300_000);
+    let mut other = base.clone();
+    other[150_000] ^= 1;
+    let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+    std::fs::write(&a, &base).unwrap();
+    std::fs::write(&b, &base).unwrap();
+    std::fs::write(&c, &other).unwrap();
+    let mut r = reader();
+    let verify =
+        |r: &mut Reader, x: &Path, y: &Path| run(r, target(x), TaskKind::Verify(target(y))).outcome;
+    assert!(matches!(verify(&mut r, &a, &b), Outcome::Same));
+    assert!(matches!(verify(&mut r, &a, &c), Outcome::Differ));
+    // The file compared against changed: it is the one named.
+    let expect_b = target(&b);
+    rewrite_keeping_mtime(&b);
+    match run(&mut r, target(&a), TaskKind::Verify(expect_b)).outcome {
+        Outcome::OtherChanged(e) => assert_eq!(e.path, b),
+        _ => panic!("the changed file was not blamed"),
+    }
+}
+
+#[test]
+fn a_cancelled_read_stops_at_the_next_chunk() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::write(&a, pattern(4 * READ_BUF)).unwrap();
+    let cancel = Arc::new(AtomicBool::new(true));
+    let mut r = Reader::new(HashAlgo::Blake3, Arc::clone(&cancel));
+    let d = run(&mut r, target(&a), TaskKind::Stage(Stage::Full));
+    assert!(matches!(d.outcome, Outcome::Cancelled));
+    assert!(
+        d.bytes_read < 4 * READ_BUF as u64,
+        "read {} bytes",
+        d.bytes_read
+    );
+    let d = run(&mut r, target(&a), TaskKind::Verify(target(&a)));
+    assert!(matches!(d.outcome, Outcome::Cancelled));
+}
+
+#[test]
+fn a_fifo_in_place_of_a_file_is_not_read() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::write(&a, b"content").unwrap();
+    let expect = target(&a);
+    std::fs::remove_file(&a).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &a,
+        FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let d = run(&mut reader(), expect, TaskKind::Stage(Stage::Full));
+    assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed));
+    assert_eq!(d.bytes_read, 0);
+}
