@@ -12,7 +12,7 @@ use crate::Interrupt;
 
 pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     if args.paths.is_empty() {
-        eprintln!("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
+        ui::warn("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
         return Ok(exit::USAGE);
     }
     let ui = Ui::new(args.walk.progress, true, args.walk.verbose);
@@ -59,7 +59,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("dedupe: {e}");
+            ui::warn(format_args!("dedupe: {e}"));
             return Ok(exit::USAGE);
         }
     };
@@ -82,7 +82,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(exit::OK);
         }
-        eprintln!("dedupe: cannot write output: {e}");
+        ui::warn(format_args!("dedupe: cannot write output: {e}"));
         return Ok(exit::PARTIAL);
     }
     let s = &report.summary;
@@ -90,7 +90,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         print_summary(s, args.walk.verbose);
     }
     if s.interrupted || interrupt.fired() {
-        eprintln!("dedupe: interrupted; the groups above were confirmed before the stop");
+        ui::warn("dedupe: interrupted; the groups above were confirmed before the stop");
         return Ok(exit::INTERRUPTED);
     }
     ui::error_note(&ui, args.walk.verbose, &s.error_counts);

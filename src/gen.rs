@@ -6,7 +6,7 @@ use dedupe::gen::{generate, GenSpec, SizeDist};
 use dedupe::report::human_bytes;
 
 use crate::args::{GenArgs, SizeDistArg};
-use crate::ui::exit;
+use crate::ui::{self, exit};
 
 pub fn run(args: GenArgs) -> anyhow::Result<u8> {
     let spec = GenSpec {
@@ -26,18 +26,18 @@ pub fn run(args: GenArgs) -> anyhow::Result<u8> {
         },
     };
     if let Err(e) = spec.validate() {
-        eprintln!("dedupe gen: {e}");
+        ui::warn(format_args!("dedupe gen: {e}"));
         return Ok(exit::USAGE);
     }
     let t = Instant::now();
     let report = match generate(&args.dir, &spec) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("dedupe gen: {}: {e}", args.dir.display());
+            ui::warn(format_args!("dedupe gen: {}: {e}", args.dir.display()));
             return Ok(exit::PARTIAL);
         }
     };
-    eprintln!(
+    ui::warn(format_args!(
         "wrote {} files ({}) in {} directories under {} in {:.1} s: {} exact duplicates, {} same-size near-duplicates",
         report.files,
         human_bytes(report.bytes),
@@ -46,6 +46,6 @@ pub fn run(args: GenArgs) -> anyhow::Result<u8> {
         t.elapsed().as_secs_f64(),
         report.duplicates,
         report.near_duplicates
-    );
+    ));
     Ok(exit::OK)
 }

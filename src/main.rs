@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("dedupe: {e:#}");
+            ui::warn(format_args!("dedupe: {e:#}"));
             ExitCode::from(ui::exit::USAGE)
         }
     }

@@ -64,7 +64,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         Ok(w) => w,
         Err(e) => {
             ui.finish();
-            eprintln!("dedupe: {e}");
+            ui::warn(format_args!("dedupe: {e}"));
             return Ok(exit::USAGE);
         }
     };
@@ -83,7 +83,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                 if let Err(e) = written {
                     if e.kind() != io::ErrorKind::BrokenPipe {
                         ui.finish();
-                        eprintln!("dedupe: cannot write output: {e}");
+                        ui::warn(format_args!("dedupe: cannot write output: {e}"));
                     }
                     closed = true;
                     break;
@@ -104,17 +104,20 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     }
     if args.walk.stats {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
-        eprintln!(
+        ui::warn(format_args!(
             "scanned {} files ({}) in {} directories in {:.3} s: {:.0} files/s",
             stats.files,
             human_bytes(stats.bytes),
             stats.dirs,
             secs,
             stats.files as f64 / secs
-        );
-        eprintln!("errors: {}", ui::errors_by_kind(&stats.errors));
+        ));
+        ui::warn(format_args!(
+            "errors: {}",
+            ui::errors_by_kind(&stats.errors)
+        ));
         if let Some(peak) = dedupe::rss::peak() {
-            eprintln!("peak memory: {}", human_bytes(peak));
+            ui::warn(format_args!("peak memory: {}", human_bytes(peak)));
         }
     }
     ui::error_note(&ui, args.walk.verbose, &stats.errors);

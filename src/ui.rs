@@ -1,7 +1,8 @@
 //! What every command shares: progress on or off, messages on stderr that
 //! do not tear the bars, the error summary and the exit code.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 
 use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker};
@@ -19,6 +20,14 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
+}
+
+/// Writes one line to stderr, ignoring failure. `eprintln!` panics when
+/// stderr cannot be written (`2>/dev/full`, a closed pipe), and with
+/// `panic = "abort"` that would also throw away buffered stdout: the
+/// results matter more than the messages about them.
+pub fn warn(msg: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{msg}");
 }
 
 /// The terminal side of a run.
@@ -51,7 +60,7 @@ impl Ui {
     pub fn message(&self, line: &str) {
         match &self.bars {
             Some(b) => b.println(line),
-            None => eprintln!("{line}"),
+            None => warn(line),
         }
     }
 

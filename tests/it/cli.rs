@@ -1,0 +1,47 @@
+//! The command line under hostile conditions: stderr or stdout that cannot
+//! be written, out-of-range tuning, names that would fool a terminal.
+
+use crate::util::{bin, chmod, code, dev_full, run_to, unprivileged, Tree};
+
+/// A tree with one duplicate pair and one directory that user `nobody`
+/// cannot read; returns it with the locked directory.
+fn partly_unreadable() -> (Tree, std::path::PathBuf) {
+    let t = Tree::new();
+    t.file("ok/a", "dup");
+    t.file("ok/b", "dup");
+    let locked = t.file("locked/c", "dup");
+    let locked = locked.parent().unwrap().to_path_buf();
+    chmod(&locked, 0o000);
+    (t, locked)
+}
+
+#[test]
+fn a_failed_write_to_stderr_neither_aborts_nor_loses_stdout() {
+    let (t, locked) = partly_unreadable();
+
+    let mut cmd = bin();
+    cmd.arg(t.path("missing"));
+    let out = run_to(cmd, None, Some(dev_full()));
+    assert_eq!(code(&out), 2, "a missing root is a usage error");
+
+    // Each of these writes to stderr at least once: the error list
+    // (-v), the closing note, the --stats summary.
+    let runs: [&[&str]; 4] = [
+        &["-f", "fdupes"],
+        &["-v", "-f", "fdupes"],
+        &["--stats", "-f", "fdupes"],
+        &["scan", "-v", "--stats"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let cmd = unprivileged(cmd).expect("setpriv to drop root");
+        let out = run_to(cmd, None, Some(dev_full()));
+        assert_eq!(code(&out), 1, "{args:?}: an unreadable directory exits 1");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(names.len(), 2, "{args:?}: all of stdout: {listed}");
+        assert!(names.iter().all(|n| n.contains("/ok/")), "{listed}");
+    }
+    chmod(&locked, 0o755);
+}
