@@ -83,7 +83,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         ui::warn(format_args!("dedupe: cannot write output: {e}"));
-        return Ok(exit::PARTIAL);
+        return Ok(exit::OUTPUT);
     }
     let s = &report.summary;
     if args.walk.stats || args.walk.verbose {

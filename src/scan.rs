@@ -72,7 +72,8 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     interrupt.arm(move || stopper.stop());
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut buf = Vec::with_capacity(256);
-    let mut closed = false;
+    // Set when stdout fails: `Some(true)` for a reader that went away.
+    let mut closed: Option<bool> = None;
     for event in walk.by_ref() {
         match event {
             WalkEvent::Batch(batch) => {
@@ -81,11 +82,12 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                     .try_for_each(|e| write_entry(&mut out, e, &args, &mut buf))
                     .and_then(|()| out.flush());
                 if let Err(e) = written {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
+                    let pipe = e.kind() == io::ErrorKind::BrokenPipe;
+                    if !pipe {
                         ui.finish();
                         ui::warn(format_args!("dedupe: cannot write output: {e}"));
                     }
-                    closed = true;
+                    closed = Some(pipe);
                     break;
                 }
             }
@@ -95,9 +97,11 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let stats = walk.stats();
     drop(walk);
     ui.finish();
-    if closed {
+    match closed {
         // The reader went away (`dedupe scan | head`): not our failure.
-        return Ok(exit::OK);
+        Some(true) => return Ok(exit::OK),
+        Some(false) => return Ok(exit::OUTPUT),
+        None => {}
     }
     if interrupt.fired() {
         return Ok(exit::INTERRUPTED);

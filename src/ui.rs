@@ -18,6 +18,9 @@ pub mod exit {
     pub const PARTIAL: u8 = 1;
     /// Bad usage, or a root that does not exist.
     pub const USAGE: u8 = 2;
+    /// The output could not be written (disk full, I/O error). A reader
+    /// that goes away (`dedupe ... | head`) is not this: that exits 0.
+    pub const OUTPUT: u8 = 3;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
 }

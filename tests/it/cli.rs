@@ -1,7 +1,7 @@
 //! The command line under hostile conditions: stderr or stdout that cannot
 //! be written, out-of-range tuning, names that would fool a terminal.
 
-use crate::util::{bin, chmod, code, dev_full, run_to, unprivileged, Tree};
+use crate::util::{bin, chmod, code, dev_full, run, run_to, split0, stderr, unprivileged, Tree};
 
 /// A tree with one duplicate pair and one directory that user `nobody`
 /// cannot read; returns it with the locked directory.
@@ -44,4 +44,31 @@ fn a_failed_write_to_stderr_neither_aborts_nor_loses_stdout() {
         assert!(names.iter().all(|n| n.contains("/ok/")), "{listed}");
     }
     chmod(&locked, 0o755);
+}
+
+#[test]
+fn output_that_cannot_be_written_exits_3() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let runs: [&[&str]; 7] = [
+        &["scan"],
+        &["scan", "-0"],
+        &["scan", "-f", "jsonl"],
+        &["find"],
+        &["-f", "fdupes"],
+        &["-f", "json"],
+        &["-f", "jsonl"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run_to(cmd, Some(dev_full()), None);
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot write output"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 }
