@@ -62,8 +62,10 @@ impl Ui {
     /// A line on stderr, above the bars if they are drawn.
     pub fn message(&self, line: &str) {
         match &self.bars {
-            Some(b) => b.println(line),
-            None => warn(line),
+            // indicatif drops lines printed over hidden bars (`--progress
+            // always` when stderr is not a terminal), so those go direct.
+            Some(b) if !b.is_hidden() => b.println(line),
+            _ => warn(line),
         }
     }
 

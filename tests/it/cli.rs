@@ -72,3 +72,23 @@ fn output_that_cannot_be_written_exits_3() {
         );
     }
 }
+
+#[test]
+fn messages_reach_stderr_when_progress_is_forced_but_not_drawn() {
+    // `--progress always` with stderr not a terminal: indicatif hides the
+    // bars, and lines printed "above" them must still be written.
+    let t = Tree::new();
+    let fifo = t.fifo("pipe");
+    for verbose in [false, true] {
+        let mut cmd = bin();
+        cmd.args(["scan", "--progress", "always"]).arg(&fifo);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = run(cmd);
+        assert_eq!(code(&out), 1);
+        let err = stderr(&out);
+        let expected = if verbose { "pipe" } else { "not_regular 1" };
+        assert!(err.contains(expected), "verbose {verbose}: {err:?}");
+    }
+}
