@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dedupe::config::MAX_WORKERS;
 use dedupe::{Config, Filters, StreamingConfig};
 
 /// Find duplicate files in very large directory trees, streaming.
@@ -73,13 +74,13 @@ pub struct WalkArgs {
     /// Use the high-throughput walker preset (2 scanners per CPU, 50K buffer, 200-file batches).
     #[arg(long)]
     pub parallel_scan: bool,
-    /// Directory scanner threads (overrides the preset).
+    /// Directory scanner threads (overrides the preset; 0: automatic).
     #[arg(long, value_name = "N")]
     pub scan_workers: Option<usize>,
-    /// Files per batch handed from the walker to the pipeline.
+    /// Files per batch handed from the walker to the pipeline (at most 65536).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Files the walker may hold in flight.
+    /// Files the walker may hold in flight (at most 1000000, and 65536 batches).
     #[arg(long, value_name = "N")]
     pub buffer_size: Option<usize>,
     /// Hand over a partial batch after this many milliseconds.
@@ -143,9 +144,20 @@ impl WalkArgs {
             StreamingConfig::simple_config()
         };
         if let Some(t) = self.threads.filter(|&t| t > 0) {
-            sc.scanner_workers = if self.parallel_scan { t * 2 } else { t };
+            // Capped: `--threads 1024 --parallel-scan` is a valid request
+            // for the most threads, not an error about 2048 that the user
+            // never typed. Too large a `--threads` is still refused, by
+            // `Config::validate`, with the number given.
+            let scanners = if self.parallel_scan {
+                t.saturating_mul(2)
+            } else {
+                t
+            };
+            sc.scanner_workers = scanners.min(MAX_WORKERS.max(t));
         }
-        if let Some(n) = self.scan_workers {
+        // 0 is "automatic", as for `--threads`: the preset's count, or the
+        // one `--threads` implies.
+        if let Some(n) = self.scan_workers.filter(|&n| n > 0) {
             sc.scanner_workers = n;
         }
         if let Some(n) = self.batch_size {
@@ -281,4 +293,42 @@ pub enum SizeDistArg {
     Uniform,
     /// Log-normal around --median, clamped to the range.
     Lognormal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk_args(args: &[&str]) -> WalkArgs {
+        let argv = ["dedupe"].iter().chain(args).chain(&["."]);
+        Cli::try_parse_from(argv).unwrap().find.walk
+    }
+
+    #[test]
+    fn scanners_derived_from_threads_are_capped() {
+        let sc = walk_args(&["--threads", "1024", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, MAX_WORKERS);
+        sc.validate().unwrap();
+        let sc = walk_args(&["--threads", "600", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, MAX_WORKERS);
+        let sc = walk_args(&["--threads", "3", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 6);
+        // Out of range stays out of range, reported as typed, not doubled
+        // (and without an overflow).
+        let sc = walk_args(&["--threads", "2000", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.validate(), Err(dedupe::ConfigError::Threads(2000)));
+        let max = usize::MAX.to_string();
+        let sc = walk_args(&["--threads", &max, "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, usize::MAX);
+    }
+
+    #[test]
+    fn scan_workers_0_is_automatic() {
+        let auto = walk_args(&[]).to_streaming();
+        assert_eq!(walk_args(&["--scan-workers", "0"]).to_streaming(), auto);
+        let sc = walk_args(&["-t", "3", "--scan-workers", "0"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 3);
+        let sc = walk_args(&["-t", "3", "--scan-workers", "5"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 5);
+    }
 }

@@ -64,7 +64,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         Ok(w) => w,
         Err(e) => {
             ui.finish();
-            ui::warn(format_args!("dedupe: {e}"));
+            ui::warn(ui::walk_error(&e));
             return Ok(exit::USAGE);
         }
     };

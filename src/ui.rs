@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 
-use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker};
+use dedupe::{ConfigError, EntryError, ErrorKind, NoProgress, ProgressTracker, WalkError};
 
 use crate::args::ProgressMode;
 use crate::bars::Bars;
@@ -81,6 +81,34 @@ impl Ui {
             b.finish();
         }
     }
+}
+
+/// A walk that could not start, as a message for the user. The library
+/// speaks of fields; the user typed flags, so the flags are named too.
+pub fn walk_error(e: &WalkError) -> String {
+    match e {
+        WalkError::Config(c) => match config_flags(c) {
+            Some(flags) => format!("dedupe: {c} ({flags})"),
+            None => format!("dedupe: {c}"),
+        },
+        e => format!("dedupe: {e}"),
+    }
+}
+
+/// The flags that set the value a [`ConfigError`] is about.
+fn config_flags(e: &ConfigError) -> Option<&'static str> {
+    Some(match e {
+        ConfigError::Threads(_) => "--threads, --scan-workers",
+        ConfigError::BatchSize | ConfigError::BatchTooLarge(_) => "--batch-size",
+        ConfigError::BufferTooLarge(_) => "--buffer-size",
+        ConfigError::Buffer { .. } | ConfigError::ChannelTooLarge { .. } => {
+            "--buffer-size, --batch-size"
+        }
+        ConfigError::BatchTimeout => "--batch-timeout-ms",
+        ConfigError::SizeRange { .. } => "--min-size, --max-size",
+        ConfigError::Extension(_) => "--ext, --exclude-ext",
+        ConfigError::Glob { .. } | ConfigError::NoPaths => return None,
+    })
 }
 
 /// Errors worth an exit code of 1: everything but files that vanished

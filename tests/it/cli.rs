@@ -1,7 +1,7 @@
 //! The command line under hostile conditions: stderr or stdout that cannot
 //! be written, out-of-range tuning, names that would fool a terminal.
 
-use crate::util::{bin, chmod, code, dev_full, run, run_to, split0, stderr, unprivileged, Tree};
+use crate::util::{bin, chmod, code, dev_full, run, run_to, stderr, unprivileged, Tree};
 
 /// A tree with one duplicate pair and one directory that user `nobody`
 /// cannot read; returns it with the locked directory.
@@ -91,4 +91,53 @@ fn messages_reach_stderr_when_progress_is_forced_but_not_drawn() {
         let expected = if verbose { "pipe" } else { "not_regular 1" };
         assert!(err.contains(expected), "verbose {verbose}: {err:?}");
     }
+}
+
+#[test]
+fn oversized_walker_tuning_is_refused_with_a_message() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--buffer-size", "18446744073709551615"], "--buffer-size"),
+        (&["--batch-size", "18446744073709551615"], "--batch-size"),
+        (&["--batch-size", "1000000000"], "--batch-size"),
+        // 20M one-file batches: a 20M-slot channel, allocated up front.
+        (
+            &["--buffer-size", "20000000", "--batch-size", "1"],
+            "--buffer-size",
+        ),
+    ];
+    for (args, flag) in cases {
+        for command in ["find", "scan"] {
+            let mut cmd = bin();
+            cmd.arg(command).args(args).arg(t.root());
+            let out = run(cmd);
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{command} {args:?}: {err}");
+            assert!(err.contains(flag), "{command} {args:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+    // The largest channel allowed works.
+    let mut cmd = bin();
+    cmd.args(["scan", "--buffer-size", "1000000", "--batch-size", "16"])
+        .arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn scan_workers_0_means_automatic() {
+    let t = Tree::new();
+    t.file("a", "x");
+    let mut cmd = bin();
+    cmd.args(["scan", "--scan-workers", "0"]).arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        out.stdout,
+        [t.path("a").as_os_str().as_encoded_bytes(), b"\n"].concat()
+    );
 }
