@@ -285,6 +285,9 @@ pub struct GenArgs {
     /// Median size for the log-normal distribution.
     #[arg(long, default_value = "16KiB", value_parser = parse_size)]
     pub median: u64,
+    /// Write into a directory that is not empty (files with the generated names are overwritten).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use args::{Cli, Command};
 /// What Ctrl-C runs: stops the current walk or search.
 type StopFn = Box<dyn Fn() + Send>;
 
-/// Ctrl-C: the first press stops the walk and pipeline cleanly; output
-/// already written stays valid.
+/// Ctrl-C: the first press stops the walk and pipeline (or `gen`) cleanly;
+/// output already written stays valid.
 #[derive(Clone, Default)]
 pub struct Interrupt {
     fired: Arc<AtomicBool>,
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     let interrupt = Interrupt::install();
     let result = match cli.command {
         Some(Command::Scan(a)) => scan::run(a, &interrupt),
-        Some(Command::Gen(a)) => gen::run(a),
+        Some(Command::Gen(a)) => gen::run(a, &interrupt),
         Some(Command::Find(a)) => find::run(a, &interrupt),
         None => find::run(cli.find, &interrupt),
     };
