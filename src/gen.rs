@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dedupe::gen::{generate_with_cancel, GenError, GenSpec, SizeDist};
-use dedupe::report::human_bytes;
+use dedupe::report::{escape, human_bytes};
 
 use crate::args::{GenArgs, SizeDistArg};
 use crate::ui::{self, exit};
@@ -34,7 +34,7 @@ pub fn run(args: GenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     }
     if let Err(why) = check_target(&args.dir, args.force) {
-        ui::warn(format_args!("dedupe gen: {}: {why}", args.dir.display()));
+        ui::warn(format_args!("dedupe gen: {}: {why}", escape(&args.dir)));
         return Ok(exit::USAGE);
     }
     let cancel = Arc::new(AtomicBool::new(false));
@@ -51,12 +51,12 @@ pub fn run(args: GenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             ui::warn(format_args!(
                 "dedupe gen: interrupted after writing {} files; {} holds a partial tree",
                 r.files,
-                args.dir.display()
+                escape(&args.dir)
             ));
             return Ok(exit::INTERRUPTED);
         }
         Err(e) => {
-            ui::warn(format_args!("dedupe gen: {}: {e}", args.dir.display()));
+            ui::warn(format_args!("dedupe gen: {}: {e}", escape(&args.dir)));
             return Ok(exit::PARTIAL);
         }
     };
@@ -65,7 +65,7 @@ pub fn run(args: GenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         report.files,
         human_bytes(report.bytes),
         report.dirs + 1,
-        args.dir.display(),
+        escape(&args.dir),
         t.elapsed().as_secs_f64(),
         report.duplicates,
         report.near_duplicates

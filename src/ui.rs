@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 
+use dedupe::report::escape;
 use dedupe::{ConfigError, EntryError, ErrorKind, NoProgress, ProgressTracker, WalkError};
 
 use crate::args::ProgressMode;
@@ -70,9 +71,11 @@ impl Ui {
     }
 
     /// An entry error: listed with `--verbose`, otherwise only counted.
+    /// The path is escaped (not `EntryError`'s Display, which prints it
+    /// raw): a name can hold a newline or a terminal escape sequence.
     pub fn entry_error(&self, e: &EntryError) {
         if self.verbose {
-            self.message(&format!("dedupe: {e}"));
+            self.message(&format!("dedupe: {}: {}", escape(&e.path), e.message));
         }
     }
 
@@ -91,6 +94,7 @@ pub fn walk_error(e: &WalkError) -> String {
             Some(flags) => format!("dedupe: {c} ({flags})"),
             None => format!("dedupe: {c}"),
         },
+        WalkError::Root { path, source } => format!("dedupe: {}: {source}", escape(path)),
         e => format!("dedupe: {e}"),
     }
 }

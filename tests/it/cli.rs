@@ -1,7 +1,7 @@
 //! The command line under hostile conditions: stderr or stdout that cannot
 //! be written, out-of-range tuning, names that would fool a terminal.
 
-use crate::util::{bin, chmod, code, dev_full, run, run_to, stderr, unprivileged, Tree};
+use crate::util::{bin, chmod, code, dev_full, run, run_to, split0, stderr, unprivileged, Tree};
 
 /// A tree with one duplicate pair and one directory that user `nobody`
 /// cannot read; returns it with the locked directory.
@@ -140,4 +140,98 @@ fn scan_workers_0_means_automatic() {
         out.stdout,
         [t.path("a").as_os_str().as_encoded_bytes(), b"\n"].concat()
     );
+}
+
+/// A tree whose names try to fake report lines or drive the terminal.
+fn hostile_names() -> Tree {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file(b"x\n    /etc/passwd", "dup");
+    t.file(b"evil\x1b[2J\x1b[31m.txt", "dup");
+    t.file(b"back\\slash\xff", "dup");
+    t
+}
+
+/// No control byte but the line feeds that end lines, no ESC.
+fn assert_no_raw_controls(text: &[u8]) {
+    let bad: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{bad:?} in {}",
+        String::from_utf8_lossy(text)
+    );
+}
+
+#[test]
+fn the_text_report_escapes_names_and_the_raw_formats_do_not() {
+    let t = hostile_names();
+    let mut cmd = bin();
+    cmd.arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_no_raw_controls(&out.stdout);
+    let text = String::from_utf8(out.stdout).expect("escaped text is UTF-8");
+    let members: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(members.len(), 4, "one line per file: {text}");
+    let root = t.root().to_str().unwrap();
+    for name in [
+        r"a",
+        r"x\n    /etc/passwd",
+        r"evil\x1b[2J\x1b[31m.txt",
+        r"back\\slash\xff",
+    ] {
+        let line = format!("    {root}/{name}");
+        assert!(members.contains(&line.as_str()), "{line:?} in {text}");
+    }
+
+    // fdupes and -0 keep the bytes as they are.
+    let expected: std::collections::BTreeSet<Vec<u8>> = crate::util::reference_files(t.root());
+    for args in [&["-f", "fdupes", "-0"][..], &["-0"]] {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run(cmd);
+        let got: std::collections::BTreeSet<Vec<u8>> = split0(&out.stdout)
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect();
+        assert_eq!(got, expected, "{args:?}");
+    }
+    let mut cmd = bin();
+    cmd.args(["-f", "fdupes"]).arg(t.root());
+    let out = run(cmd);
+    assert!(
+        out.stdout
+            .windows(b"x\n    /etc/passwd".len())
+            .any(|w| w == b"x\n    /etc/passwd"),
+        "fdupes is byte-exact"
+    );
+}
+
+#[test]
+fn paths_in_error_messages_are_escaped() {
+    let t = Tree::new();
+    let fifo = t.fifo(b"pi\x1b[2Jpe\n");
+    let mut cmd = bin();
+    cmd.args(["scan", "-v"]).arg(&fifo);
+    let out = run(cmd);
+    assert_eq!(code(&out), 1);
+    assert_no_raw_controls(&out.stderr);
+    assert!(stderr(&out).contains(r"pi\x1b[2Jpe\n:"), "{}", stderr(&out));
+
+    for command in ["find", "scan"] {
+        let mut cmd = bin();
+        cmd.arg(command).arg(t.path(b"missing\x1b[2J"));
+        let out = run(cmd);
+        assert_eq!(code(&out), 2);
+        assert_no_raw_controls(&out.stderr);
+        assert!(
+            stderr(&out).contains(r"missing\x1b[2J:"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
