@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::{human_bytes, json, text, Terminator};
+use dedupe::report::{human_bytes, json, plural, text, Terminator};
 use dedupe::{FindEvent, FindOptions, Finder, HashAlgo, Summary};
 
 use crate::args::{FindArgs, FindFormat, HashArg};
@@ -106,12 +106,12 @@ fn print_summary(s: &Summary, verbose: bool) {
     let mut e = io::stderr().lock();
     let _ = writeln!(
         e,
-        "scanned {} files ({}) in {} directories; {} groups, {} redundant files ({})",
-        s.files_scanned,
+        "scanned {} ({}) in {}; {}, {} ({})",
+        plural(s.files_scanned, "file", "files"),
         human_bytes(s.bytes_scanned),
-        s.dirs_scanned,
-        s.groups,
-        s.redundant_files,
+        plural(s.dirs_scanned, "directory", "directories"),
+        plural(s.groups, "group", "groups"),
+        plural(s.redundant_files, "redundant file", "redundant files"),
         human_bytes(s.redundant_bytes)
     );
     let _ = writeln!(

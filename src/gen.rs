@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dedupe::gen::{generate_with_cancel, GenError, GenSpec, SizeDist};
-use dedupe::report::{escape, human_bytes};
+use dedupe::report::{escape, human_bytes, plural};
 
 use crate::args::{GenArgs, SizeDistArg};
 use crate::ui::{self, exit};
@@ -49,8 +49,8 @@ pub fn run(args: GenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(GenError::Cancelled(r)) => {
             ui::warn(format_args!(
-                "dedupe gen: interrupted after writing {} files; {} holds a partial tree",
-                r.files,
+                "dedupe gen: interrupted after writing {}; {} holds a partial tree",
+                plural(r.files, "file", "files"),
                 escape(&args.dir)
             ));
             return Ok(exit::INTERRUPTED);
@@ -61,14 +61,18 @@ pub fn run(args: GenArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         }
     };
     ui::warn(format_args!(
-        "wrote {} files ({}) in {} directories under {} in {:.1} s: {} exact duplicates, {} same-size near-duplicates",
-        report.files,
+        "wrote {} ({}) in {} under {} in {:.1} s: {}, {}",
+        plural(report.files, "file", "files"),
         human_bytes(report.bytes),
-        report.dirs + 1,
+        plural(report.dirs + 1, "directory", "directories"),
         escape(&args.dir),
         t.elapsed().as_secs_f64(),
-        report.duplicates,
-        report.near_duplicates
+        plural(report.duplicates, "exact duplicate", "exact duplicates"),
+        plural(
+            report.near_duplicates,
+            "same-size near-duplicate",
+            "same-size near-duplicates"
+        )
     ));
     Ok(exit::OK)
 }

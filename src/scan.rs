@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::{human_bytes, JsonPath};
+use dedupe::report::{human_bytes, plural, JsonPath};
 use dedupe::{FileEntry, StreamingWalker, WalkEvent};
 use serde::Serialize;
 
@@ -109,10 +109,10 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     if args.walk.stats {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
         ui::warn(format_args!(
-            "scanned {} files ({}) in {} directories in {:.3} s: {:.0} files/s",
-            stats.files,
+            "scanned {} ({}) in {} in {:.3} s: {:.0} files/s",
+            plural(stats.files, "file", "files"),
             human_bytes(stats.bytes),
-            stats.dirs,
+            plural(stats.dirs, "directory", "directories"),
             secs,
             stats.files as f64 / secs
         ));

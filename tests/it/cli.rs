@@ -235,3 +235,42 @@ fn paths_in_error_messages_are_escaped() {
         );
     }
 }
+
+#[test]
+fn counts_of_one_are_singular() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let mut cmd = bin();
+    cmd.arg("--stats").arg(t.root());
+    let out = run(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("# 2 files (6 B) scanned; 1 duplicate group; 1 redundant file (3 B)\n"),
+        "{text}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("scanned 2 files (6 B) in 1 directory; 1 group, 1 redundant file (3 B)"),
+        "{err}"
+    );
+
+    let one = Tree::new();
+    one.file("a", "x");
+    let mut cmd = bin();
+    cmd.args(["scan", "--stats"]).arg(one.root());
+    let err = stderr(&run(cmd));
+    assert!(
+        err.contains("scanned 1 file (1 B) in 1 directory in "),
+        "{err}"
+    );
+
+    let g = Tree::new();
+    let mut cmd = bin();
+    cmd.arg("gen")
+        .arg(g.path("t"))
+        .args(["--files", "1", "--dirs", "1"]);
+    let err = stderr(&run(cmd));
+    assert!(err.starts_with("wrote 1 file ("), "{err}");
+    assert!(err.contains(") in 1 directory under "), "{err}");
+}

@@ -102,6 +102,12 @@ pub fn escape(path: &Path) -> Cow<'_, str> {
     escape_path(path.as_os_str().as_bytes())
 }
 
+/// A count for people: `plural(1, "file", "files")` is `1 file`, any
+/// other number takes the plural (`0 files`, `2 files`).
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A size for people: `0 B`, `999 B`, `1.0 KiB`, `12.3 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -195,6 +201,13 @@ mod tests {
                 assert_eq!(unescape(&shown), raw, "{shown}");
             }
         }
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(0, "file", "files"), "0 files");
+        assert_eq!(plural(1, "directory", "directories"), "1 directory");
+        assert_eq!(plural(2, "group", "groups"), "2 groups");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use super::{escape_path, human_bytes};
+use super::{escape_path, human_bytes, plural};
 use crate::group::DuplicateGroup;
 use crate::pipeline::FindReport;
 
@@ -37,11 +37,11 @@ pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<(
     if term == Terminator::Newline {
         writeln!(
             w,
-            "# {} files ({}) scanned; {} duplicate groups; {} redundant files ({})",
-            s.files_scanned,
+            "# {} ({}) scanned; {}; {} ({})",
+            plural(s.files_scanned, "file", "files"),
             human_bytes(s.bytes_scanned),
-            s.groups,
-            s.redundant_files,
+            plural(s.groups, "duplicate group", "duplicate groups"),
+            plural(s.redundant_files, "redundant file", "redundant files"),
             human_bytes(s.redundant_bytes),
         )?;
     }
