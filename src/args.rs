@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use dedupe::config::MAX_WORKERS;
 use dedupe::{Config, Filters, StreamingConfig};
 
@@ -20,6 +21,32 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub find: FindArgs,
+}
+
+impl Cli {
+    /// Combinations clap cannot express (a conflict with one value of an
+    /// option), as clap usage errors: same look, exit code 2.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let format = match &self.command {
+            Some(Command::Scan(a)) => {
+                (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
+            }
+            Some(Command::Find(a)) => a.print0_conflict(),
+            Some(Command::Gen(_)) => None,
+            None => self.find.print0_conflict(),
+        };
+        match format {
+            // Silently ignoring -0 would hand `xargs -0` one record
+            // holding the whole report.
+            Some(f) => Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "-0/--print0 cannot be used with --format {f}: it applies to the path formats, and {f} already delimits every path"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,7 +207,7 @@ pub struct ScanArgs {
     /// Files and directories to scan.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
-    /// End each path with NUL instead of a newline.
+    /// End each path with NUL instead of a newline (not with jsonl).
     #[arg(long, short = '0')]
     pub print0: bool,
     /// Output format.
@@ -213,7 +240,7 @@ pub struct FindArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FindFormat::Text)]
     pub format: FindFormat,
-    /// NUL-terminated paths (with text or fdupes), an empty record between groups.
+    /// NUL-terminated paths (text or fdupes only), an empty record between groups.
     #[arg(long, short = '0')]
     pub print0: bool,
     /// Full-content hash.
@@ -227,6 +254,21 @@ pub struct FindArgs {
     pub hard_links: bool,
     #[command(flatten)]
     pub walk: WalkArgs,
+}
+
+impl FindArgs {
+    /// The format `-0` was combined with, if it has no use for it.
+    fn print0_conflict(&self) -> Option<&'static str> {
+        if !self.print0 {
+            return None;
+        }
+        match self.format {
+            FindFormat::Text | FindFormat::Fdupes => None,
+            FindFormat::Json => Some("json"),
+            FindFormat::Jsonl => Some("jsonl"),
+            FindFormat::Csv => Some("csv"),
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -58,6 +58,9 @@ impl Interrupt {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
     let interrupt = Interrupt::install();
     let result = match cli.command {
         Some(Command::Scan(a)) => scan::run(a, &interrupt),

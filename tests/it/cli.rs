@@ -274,3 +274,32 @@ fn counts_of_one_are_singular() {
     assert!(err.starts_with("wrote 1 file ("), "{err}");
     assert!(err.contains(") in 1 directory under "), "{err}");
 }
+
+#[test]
+fn print0_with_a_self_delimiting_format_is_a_usage_error() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let runs: [&[&str]; 6] = [
+        &["-0", "-f", "csv"],
+        &["-0", "-f", "json"],
+        &["--format", "jsonl", "--print0"],
+        &["find", "-0", "-f", "json"],
+        &["scan", "-0", "-f", "jsonl"],
+        &["scan", "-f", "jsonl", "-0"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run(cmd);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(err.contains("--print0"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    for args in [&["-0", "-f", "fdupes"][..], &["scan", "-0", "-f", "paths"]] {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        assert_eq!(code(&run(cmd)), 0, "{args:?}");
+    }
+}
