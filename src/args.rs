@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use dedupe::config::MAX_WORKERS;
 use dedupe::{Config, Filters, StreamingConfig};
 
 /// Find duplicate files in very large directory trees, streaming.
@@ -19,6 +21,32 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub find: FindArgs,
+}
+
+impl Cli {
+    /// Combinations clap cannot express (a conflict with one value of an
+    /// option), as clap usage errors: same look, exit code 2.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let format = match &self.command {
+            Some(Command::Scan(a)) => {
+                (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
+            }
+            Some(Command::Find(a)) => a.print0_conflict(),
+            Some(Command::Gen(_)) => None,
+            None => self.find.print0_conflict(),
+        };
+        match format {
+            // Silently ignoring -0 would hand `xargs -0` one record
+            // holding the whole report.
+            Some(f) => Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "-0/--print0 cannot be used with --format {f}: it applies to the path formats, and {f} already delimits every path"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,13 +101,13 @@ pub struct WalkArgs {
     /// Use the high-throughput walker preset (2 scanners per CPU, 50K buffer, 200-file batches).
     #[arg(long)]
     pub parallel_scan: bool,
-    /// Directory scanner threads (overrides the preset).
+    /// Directory scanner threads (overrides the preset; 0: automatic).
     #[arg(long, value_name = "N")]
     pub scan_workers: Option<usize>,
-    /// Files per batch handed from the walker to the pipeline.
+    /// Files per batch handed from the walker to the pipeline (at most 65536).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Files the walker may hold in flight.
+    /// Files the walker may hold in flight (at most 1000000, and 65536 batches).
     #[arg(long, value_name = "N")]
     pub buffer_size: Option<usize>,
     /// Hand over a partial batch after this many milliseconds.
@@ -143,9 +171,20 @@ impl WalkArgs {
             StreamingConfig::simple_config()
         };
         if let Some(t) = self.threads.filter(|&t| t > 0) {
-            sc.scanner_workers = if self.parallel_scan { t * 2 } else { t };
+            // Capped: `--threads 1024 --parallel-scan` is a valid request
+            // for the most threads, not an error about 2048 that the user
+            // never typed. Too large a `--threads` is still refused, by
+            // `Config::validate`, with the number given.
+            let scanners = if self.parallel_scan {
+                t.saturating_mul(2)
+            } else {
+                t
+            };
+            sc.scanner_workers = scanners.min(MAX_WORKERS.max(t));
         }
-        if let Some(n) = self.scan_workers {
+        // 0 is "automatic", as for `--threads`: the preset's count, or the
+        // one `--threads` implies.
+        if let Some(n) = self.scan_workers.filter(|&n| n > 0) {
             sc.scanner_workers = n;
         }
         if let Some(n) = self.batch_size {
@@ -168,7 +207,7 @@ pub struct ScanArgs {
     /// Files and directories to scan.
     #[arg(required = true, value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
-    /// End each path with NUL instead of a newline.
+    /// End each path with NUL instead of a newline (not with jsonl).
     #[arg(long, short = '0')]
     pub print0: bool,
     /// Output format.
@@ -201,7 +240,7 @@ pub struct FindArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FindFormat::Text)]
     pub format: FindFormat,
-    /// NUL-terminated paths (with text or fdupes), an empty record between groups.
+    /// NUL-terminated paths (text or fdupes only), an empty record between groups.
     #[arg(long, short = '0')]
     pub print0: bool,
     /// Full-content hash (BLAKE3 by default: files that differ cannot be
@@ -216,6 +255,21 @@ pub struct FindArgs {
     pub hard_links: bool,
     #[command(flatten)]
     pub walk: WalkArgs,
+}
+
+impl FindArgs {
+    /// The format `-0` was combined with, if it has no use for it.
+    fn print0_conflict(&self) -> Option<&'static str> {
+        if !self.print0 {
+            return None;
+        }
+        match self.format {
+            FindFormat::Text | FindFormat::Fdupes => None,
+            FindFormat::Json => Some("json"),
+            FindFormat::Jsonl => Some("jsonl"),
+            FindFormat::Csv => Some("csv"),
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +328,9 @@ pub struct GenArgs {
     /// Median size for the log-normal distribution.
     #[arg(long, default_value = "16KiB", value_parser = parse_size)]
     pub median: u64,
+    /// Write into a directory that is not empty (files with the generated names are overwritten).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,4 +339,42 @@ pub enum SizeDistArg {
     Uniform,
     /// Log-normal around --median, clamped to the range.
     Lognormal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk_args(args: &[&str]) -> WalkArgs {
+        let argv = ["dedupe"].iter().chain(args).chain(&["."]);
+        Cli::try_parse_from(argv).unwrap().find.walk
+    }
+
+    #[test]
+    fn scanners_derived_from_threads_are_capped() {
+        let sc = walk_args(&["--threads", "1024", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, MAX_WORKERS);
+        sc.validate().unwrap();
+        let sc = walk_args(&["--threads", "600", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, MAX_WORKERS);
+        let sc = walk_args(&["--threads", "3", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 6);
+        // Out of range stays out of range, reported as typed, not doubled
+        // (and without an overflow).
+        let sc = walk_args(&["--threads", "2000", "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.validate(), Err(dedupe::ConfigError::Threads(2000)));
+        let max = usize::MAX.to_string();
+        let sc = walk_args(&["--threads", &max, "--parallel-scan"]).to_streaming();
+        assert_eq!(sc.scanner_workers, usize::MAX);
+    }
+
+    #[test]
+    fn scan_workers_0_is_automatic() {
+        let auto = walk_args(&[]).to_streaming();
+        assert_eq!(walk_args(&["--scan-workers", "0"]).to_streaming(), auto);
+        let sc = walk_args(&["-t", "3", "--scan-workers", "0"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 3);
+        let sc = walk_args(&["-t", "3", "--scan-workers", "5"]).to_streaming();
+        assert_eq!(sc.scanner_workers, 5);
+    }
 }

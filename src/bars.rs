@@ -151,6 +151,11 @@ impl Bars {
         }
     }
 
+    /// Whether indicatif draws nothing (stderr is not a terminal).
+    pub fn is_hidden(&self) -> bool {
+        self.multi.is_hidden()
+    }
+
     /// Prints a line above the bars.
     pub fn println(&self, line: &str) {
         let _ = self.multi.println(line);

@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::{human_bytes, json, text, Terminator};
+use dedupe::report::{human_bytes, json, plural, text, Terminator};
 use dedupe::{FindEvent, FindOptions, Finder, HashAlgo, Summary};
 
 use crate::args::{FindArgs, FindFormat, HashArg};
@@ -12,7 +12,7 @@ use crate::Interrupt;
 
 pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     if args.paths.is_empty() {
-        eprintln!("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
+        ui::warn("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
         return Ok(exit::USAGE);
     }
     let ui = Ui::new(args.walk.progress, true, args.walk.verbose);
@@ -59,7 +59,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("dedupe: {e}");
+            ui::warn(ui::walk_error(&e));
             return Ok(exit::USAGE);
         }
     };
@@ -82,15 +82,15 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(exit::OK);
         }
-        eprintln!("dedupe: cannot write output: {e}");
-        return Ok(exit::PARTIAL);
+        ui::warn(format_args!("dedupe: cannot write output: {e}"));
+        return Ok(exit::OUTPUT);
     }
     let s = &report.summary;
     if args.walk.stats || args.walk.verbose {
         print_summary(s, args.walk.verbose);
     }
     if s.interrupted || interrupt.fired() {
-        eprintln!("dedupe: interrupted; the groups above were confirmed before the stop");
+        ui::warn("dedupe: interrupted; the groups above were confirmed before the stop");
         return Ok(exit::INTERRUPTED);
     }
     ui::error_note(&ui, args.walk.verbose, &s.error_counts);
@@ -106,12 +106,12 @@ fn print_summary(s: &Summary, verbose: bool) {
     let mut e = io::stderr().lock();
     let _ = writeln!(
         e,
-        "scanned {} files ({}) in {} directories; {} groups, {} redundant files ({})",
-        s.files_scanned,
+        "scanned {} ({}) in {}; {}, {} ({})",
+        plural(s.files_scanned, "file", "files"),
         human_bytes(s.bytes_scanned),
-        s.dirs_scanned,
-        s.groups,
-        s.redundant_files,
+        plural(s.dirs_scanned, "directory", "directories"),
+        plural(s.groups, "group", "groups"),
+        plural(s.redundant_files, "redundant file", "redundant files"),
         human_bytes(s.redundant_bytes)
     );
     let _ = writeln!(

@@ -19,8 +19,8 @@ use args::{Cli, Command};
 /// What Ctrl-C runs: stops the current walk or search.
 type StopFn = Box<dyn Fn() + Send>;
 
-/// Ctrl-C: the first press stops the walk and pipeline cleanly; output
-/// already written stays valid.
+/// Ctrl-C: the first press stops the walk and pipeline (or `gen`) cleanly;
+/// output already written stays valid.
 #[derive(Clone, Default)]
 pub struct Interrupt {
     fired: Arc<AtomicBool>,
@@ -58,17 +58,20 @@ impl Interrupt {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
     let interrupt = Interrupt::install();
     let result = match cli.command {
         Some(Command::Scan(a)) => scan::run(a, &interrupt),
-        Some(Command::Gen(a)) => gen::run(a),
+        Some(Command::Gen(a)) => gen::run(a, &interrupt),
         Some(Command::Find(a)) => find::run(a, &interrupt),
         None => find::run(cli.find, &interrupt),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("dedupe: {e:#}");
+            ui::warn(format_args!("dedupe: {e:#}"));
             ExitCode::from(ui::exit::USAGE)
         }
     }

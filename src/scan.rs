@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::{human_bytes, JsonPath};
+use dedupe::report::{human_bytes, plural, JsonPath};
 use dedupe::{FileEntry, StreamingWalker, WalkEvent};
 use serde::Serialize;
 
@@ -64,7 +64,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         Ok(w) => w,
         Err(e) => {
             ui.finish();
-            eprintln!("dedupe: {e}");
+            ui::warn(ui::walk_error(&e));
             return Ok(exit::USAGE);
         }
     };
@@ -72,7 +72,8 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     interrupt.arm(move || stopper.stop());
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut buf = Vec::with_capacity(256);
-    let mut closed = false;
+    // Set when stdout fails: `Some(true)` for a reader that went away.
+    let mut closed: Option<bool> = None;
     for event in walk.by_ref() {
         match event {
             WalkEvent::Batch(batch) => {
@@ -81,11 +82,12 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                     .try_for_each(|e| write_entry(&mut out, e, &args, &mut buf))
                     .and_then(|()| out.flush());
                 if let Err(e) = written {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
+                    let pipe = e.kind() == io::ErrorKind::BrokenPipe;
+                    if !pipe {
                         ui.finish();
-                        eprintln!("dedupe: cannot write output: {e}");
+                        ui::warn(format_args!("dedupe: cannot write output: {e}"));
                     }
-                    closed = true;
+                    closed = Some(pipe);
                     break;
                 }
             }
@@ -95,26 +97,31 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let stats = walk.stats();
     drop(walk);
     ui.finish();
-    if closed {
+    match closed {
         // The reader went away (`dedupe scan | head`): not our failure.
-        return Ok(exit::OK);
+        Some(true) => return Ok(exit::OK),
+        Some(false) => return Ok(exit::OUTPUT),
+        None => {}
     }
     if interrupt.fired() {
         return Ok(exit::INTERRUPTED);
     }
     if args.walk.stats {
         let secs = stats.elapsed.as_secs_f64().max(1e-9);
-        eprintln!(
-            "scanned {} files ({}) in {} directories in {:.3} s: {:.0} files/s",
-            stats.files,
+        ui::warn(format_args!(
+            "scanned {} ({}) in {} in {:.3} s: {:.0} files/s",
+            plural(stats.files, "file", "files"),
             human_bytes(stats.bytes),
-            stats.dirs,
+            plural(stats.dirs, "directory", "directories"),
             secs,
             stats.files as f64 / secs
-        );
-        eprintln!("errors: {}", ui::errors_by_kind(&stats.errors));
+        ));
+        ui::warn(format_args!(
+            "errors: {}",
+            ui::errors_by_kind(&stats.errors)
+        ));
         if let Some(peak) = dedupe::rss::peak() {
-            eprintln!("peak memory: {}", human_bytes(peak));
+            ui::warn(format_args!("peak memory: {}", human_bytes(peak)));
         }
     }
     ui::error_note(&ui, args.walk.verbose, &stats.errors);

@@ -1,10 +1,12 @@
 //! What every command shares: progress on or off, messages on stderr that
 //! do not tear the bars, the error summary and the exit code.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 
-use dedupe::{EntryError, ErrorKind, NoProgress, ProgressTracker};
+use dedupe::report::escape;
+use dedupe::{ConfigError, EntryError, ErrorKind, NoProgress, ProgressTracker, WalkError};
 
 use crate::args::ProgressMode;
 use crate::bars::Bars;
@@ -17,8 +19,19 @@ pub mod exit {
     pub const PARTIAL: u8 = 1;
     /// Bad usage, or a root that does not exist.
     pub const USAGE: u8 = 2;
+    /// The output could not be written (disk full, I/O error). A reader
+    /// that goes away (`dedupe ... | head`) is not this: that exits 0.
+    pub const OUTPUT: u8 = 3;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: u8 = 130;
+}
+
+/// Writes one line to stderr, ignoring failure. `eprintln!` panics when
+/// stderr cannot be written (`2>/dev/full`, a closed pipe), and with
+/// `panic = "abort"` that would also throw away buffered stdout: the
+/// results matter more than the messages about them.
+pub fn warn(msg: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{msg}");
 }
 
 /// The terminal side of a run.
@@ -50,15 +63,19 @@ impl Ui {
     /// A line on stderr, above the bars if they are drawn.
     pub fn message(&self, line: &str) {
         match &self.bars {
-            Some(b) => b.println(line),
-            None => eprintln!("{line}"),
+            // indicatif drops lines printed over hidden bars (`--progress
+            // always` when stderr is not a terminal), so those go direct.
+            Some(b) if !b.is_hidden() => b.println(line),
+            _ => warn(line),
         }
     }
 
     /// An entry error: listed with `--verbose`, otherwise only counted.
+    /// The path is escaped (not `EntryError`'s Display, which prints it
+    /// raw): a name can hold a newline or a terminal escape sequence.
     pub fn entry_error(&self, e: &EntryError) {
         if self.verbose {
-            self.message(&format!("dedupe: {e}"));
+            self.message(&format!("dedupe: {}: {}", escape(&e.path), e.message));
         }
     }
 
@@ -67,6 +84,35 @@ impl Ui {
             b.finish();
         }
     }
+}
+
+/// A walk that could not start, as a message for the user. The library
+/// speaks of fields; the user typed flags, so the flags are named too.
+pub fn walk_error(e: &WalkError) -> String {
+    match e {
+        WalkError::Config(c) => match config_flags(c) {
+            Some(flags) => format!("dedupe: {c} ({flags})"),
+            None => format!("dedupe: {c}"),
+        },
+        WalkError::Root { path, source } => format!("dedupe: {}: {source}", escape(path)),
+        e => format!("dedupe: {e}"),
+    }
+}
+
+/// The flags that set the value a [`ConfigError`] is about.
+fn config_flags(e: &ConfigError) -> Option<&'static str> {
+    Some(match e {
+        ConfigError::Threads(_) => "--threads, --scan-workers",
+        ConfigError::BatchSize | ConfigError::BatchTooLarge(_) => "--batch-size",
+        ConfigError::BufferTooLarge(_) => "--buffer-size",
+        ConfigError::Buffer { .. } | ConfigError::ChannelTooLarge { .. } => {
+            "--buffer-size, --batch-size"
+        }
+        ConfigError::BatchTimeout => "--batch-timeout-ms",
+        ConfigError::SizeRange { .. } => "--min-size, --max-size",
+        ConfigError::Extension(_) => "--ext, --exclude-ext",
+        ConfigError::Glob { .. } | ConfigError::NoPaths => return None,
+    })
 }
 
 /// Errors worth an exit code of 1: everything but files that vanished

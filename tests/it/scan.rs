@@ -79,7 +79,7 @@ fn missing_root_and_bad_flags_exit_2_with_a_message() {
     assert_eq!(code(&run(cmd)), 2);
 
     let mut cmd = bin();
-    cmd.args(["scan", "--scan-workers", "0", "."]);
+    cmd.args(["scan", "--scan-workers", "1025", "."]);
     let out = run(cmd);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("thread count"), "{}", stderr(&out));

@@ -127,15 +127,22 @@ pub fn bin() -> Command {
 
 /// Runs a command to the end, failing the test if it takes more than a
 /// minute (a FIFO opened by mistake would hang forever).
-pub fn run(mut cmd: Command) -> Output {
+pub fn run(cmd: Command) -> Output {
+    run_to(cmd, None, None)
+}
+
+/// Like [`run`], but stdout and/or stderr go to the given files instead of
+/// being captured (what is not captured comes back empty).
+pub fn run_to(mut cmd: Command, stdout: Option<fs::File>, stderr: Option<fs::File>) -> Output {
+    let sink = |f: Option<fs::File>| f.map_or_else(Stdio::piped, Stdio::from);
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(sink(stdout))
+        .stderr(sink(stderr));
     let mut child = cmd.spawn().expect("spawn dedupe");
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || read_all(out));
-    let t_err = std::thread::spawn(move || read_all(err));
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let t_out = std::thread::spawn(move || out.map(read_all).unwrap_or_default());
+    let t_err = std::thread::spawn(move || err.map(read_all).unwrap_or_default());
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -168,6 +175,14 @@ pub fn split0(bytes: &[u8]) -> Vec<Vec<u8>> {
     }
     let body = bytes.strip_suffix(b"\0").unwrap_or(bytes);
     body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// `/dev/full`, opened for writing: every write to it fails with ENOSPC.
+pub fn dev_full() -> fs::File {
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
 }
 
 pub fn code(out: &Output) -> i32 {

@@ -13,6 +13,24 @@ use std::time::Duration;
 /// and file descriptors; it also catches `usize` arithmetic mistakes early.
 pub const MAX_WORKERS: usize = 1024;
 
+/// Largest [`StreamingConfig::batch_size`] accepted. Every scanner
+/// preallocates a batch of this many entries (about 72 bytes each, so
+/// 4.5 MiB at the cap); past a few hundred files a bigger batch saves
+/// nothing, since handing one over costs a single channel send.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
+/// Largest [`StreamingConfig::discovery_buffer_size`] accepted: the files
+/// held between walker and consumer, some 100-200 MiB at the cap with their
+/// names. A bigger buffer only postpones the backpressure that keeps memory
+/// bounded; without a cap, `usize::MAX` overflowed an allocation.
+pub const MAX_DISCOVERY_BUFFER: usize = 1_000_000;
+
+/// Largest capacity, in batches, of the walker-to-consumer channel
+/// (`discovery_buffer_size / batch_size`). crossbeam's bounded channel
+/// allocates every slot up front, so a 20M-file buffer in one-file batches
+/// cost 1.25 GB before the first file was found; 65,536 slots are a few MiB.
+pub const MAX_CHANNEL_BATCHES: usize = 65_536;
+
 /// What the walk visits and which files reach the consumer.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -190,8 +208,20 @@ impl StreamingConfig {
         if self.batch_size == 0 {
             return Err(ConfigError::BatchSize);
         }
+        if self.batch_size > MAX_BATCH_SIZE {
+            return Err(ConfigError::BatchTooLarge(self.batch_size));
+        }
+        if self.discovery_buffer_size > MAX_DISCOVERY_BUFFER {
+            return Err(ConfigError::BufferTooLarge(self.discovery_buffer_size));
+        }
         if self.discovery_buffer_size < self.batch_size {
             return Err(ConfigError::Buffer {
+                buffer: self.discovery_buffer_size,
+                batch: self.batch_size,
+            });
+        }
+        if self.channel_batches() > MAX_CHANNEL_BATCHES {
+            return Err(ConfigError::ChannelTooLarge {
                 buffer: self.discovery_buffer_size,
                 batch: self.batch_size,
             });
@@ -224,6 +254,23 @@ pub enum ConfigError {
     /// `batch_size` of zero.
     #[error("batch size must be at least 1")]
     BatchSize,
+    /// `batch_size` above [`MAX_BATCH_SIZE`].
+    #[error("batch size must be at most {MAX_BATCH_SIZE} files, got {0}")]
+    BatchTooLarge(usize),
+    /// `discovery_buffer_size` above [`MAX_DISCOVERY_BUFFER`].
+    #[error("discovery buffer must be at most {MAX_DISCOVERY_BUFFER} files, got {0}")]
+    BufferTooLarge(usize),
+    /// More than [`MAX_CHANNEL_BATCHES`] batches in the discovery buffer.
+    #[error(
+        "discovery buffer ({buffer}) / batch size ({batch}) is {} batches, more than the {MAX_CHANNEL_BATCHES} the channel may hold; use larger batches or a smaller buffer",
+        buffer / batch
+    )]
+    ChannelTooLarge {
+        /// The discovery buffer size given.
+        buffer: usize,
+        /// The batch size given.
+        batch: usize,
+    },
     /// Discovery buffer smaller than one batch.
     #[error("discovery buffer ({buffer}) must hold at least one batch ({batch})")]
     Buffer {
@@ -299,6 +346,11 @@ mod tests {
             ..StreamingConfig::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::BatchTimeout));
+        let bad = StreamingConfig {
+            scanner_workers: MAX_WORKERS + 1,
+            ..StreamingConfig::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::Threads(MAX_WORKERS + 1)));
         let bad = Config {
             min_file_size: 10,
             max_file_size: Some(5),
@@ -311,5 +363,55 @@ mod tests {
         let mut bad = Config::default();
         bad.filters.extensions.push(".".into());
         assert!(matches!(bad.validate(), Err(ConfigError::Extension(_))));
+    }
+
+    fn tuning(buffer: usize, batch: usize) -> StreamingConfig {
+        StreamingConfig {
+            discovery_buffer_size: buffer,
+            batch_size: batch,
+            ..StreamingConfig::default()
+        }
+    }
+
+    #[test]
+    fn oversized_buffers_and_batches_are_typed_errors() {
+        use ConfigError::*;
+        // Each of these panicked or exhausted memory once the walk began.
+        assert_eq!(
+            tuning(usize::MAX, 50).validate(),
+            Err(BufferTooLarge(usize::MAX))
+        );
+        assert_eq!(
+            tuning(usize::MAX, usize::MAX).validate(),
+            Err(BatchTooLarge(usize::MAX))
+        );
+        assert_eq!(
+            tuning(5_000, 1_000_000_000).validate(),
+            Err(BatchTooLarge(1_000_000_000))
+        );
+        assert_eq!(
+            tuning(20_000_000, 1).validate(),
+            Err(BufferTooLarge(20_000_000))
+        );
+        // Within both limits, but a million one-file slots in the channel.
+        let err = tuning(MAX_DISCOVERY_BUFFER, 1).validate().unwrap_err();
+        assert_eq!(
+            err,
+            ChannelTooLarge {
+                buffer: MAX_DISCOVERY_BUFFER,
+                batch: 1
+            }
+        );
+        assert!(err.to_string().contains("1000000 batches"), "{err}");
+        // 1M / 15 is 66,666 batches; 1M / 16 is 62,500.
+        assert!(tuning(MAX_DISCOVERY_BUFFER, 15).validate().is_err());
+        // The limits themselves are accepted.
+        tuning(MAX_DISCOVERY_BUFFER, 16).validate().unwrap();
+        tuning(MAX_CHANNEL_BATCHES, 1).validate().unwrap();
+        tuning(MAX_BATCH_SIZE, MAX_BATCH_SIZE).validate().unwrap();
+        assert_eq!(
+            tuning(MAX_BATCH_SIZE + 1, MAX_BATCH_SIZE + 1).validate(),
+            Err(BatchTooLarge(MAX_BATCH_SIZE + 1))
+        );
     }
 }

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -67,21 +67,54 @@ impl Default for GenSpec {
 
 impl GenSpec {
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if self.dirs == 0 {
-            return Err("--dirs must be at least 1".into());
+            return Err(SpecError::NoDirs);
         }
         if !(0.0..=1.0).contains(&self.dup_ratio) || !(0.0..=1.0).contains(&self.near_ratio) {
-            return Err("ratios must be between 0 and 1".into());
+            return Err(SpecError::Ratio);
         }
         if self.dup_ratio + self.near_ratio > 1.0 {
-            return Err("dup ratio plus near ratio must not exceed 1".into());
+            return Err(SpecError::RatioSum);
         }
         if self.min_size > self.max_size {
-            return Err("--min-size must not exceed --max-size".into());
+            return Err(SpecError::SizeRange);
         }
         Ok(())
     }
+}
+
+/// A [`GenSpec`] that cannot be generated. The messages name the `dedupe
+/// gen` flags, since that is where specs come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// `dirs` is zero: the root itself counts as one.
+    #[error("--dirs must be at least 1")]
+    NoDirs,
+    /// A ratio outside 0..=1 (or NaN).
+    #[error("ratios must be between 0 and 1")]
+    Ratio,
+    /// `dup_ratio + near_ratio` above 1.
+    #[error("dup ratio plus near ratio must not exceed 1")]
+    RatioSum,
+    /// `min_size` above `max_size`.
+    #[error("--min-size must not exceed --max-size")]
+    SizeRange,
+}
+
+/// Why [`generate_with_cancel`] stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// The spec is invalid; nothing was written.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Creating a directory or writing a file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The cancel flag was raised. Files finished before that are complete
+    /// and counted in the report; the rest were never created.
+    #[error("cancelled after writing {}", crate::report::plural(.0.files, "file", "files"))]
+    Cancelled(GenReport),
 }
 
 /// What was written.
@@ -257,22 +290,55 @@ fn write_file(path: &Path, seed: u64, c: &Content, buf: &mut Vec<u8>) -> io::Res
 }
 
 /// Writes the tree described by `spec` under `root` (created if missing).
+/// Files already there under the generated names are overwritten.
 pub fn generate(root: &Path, spec: &GenSpec) -> io::Result<GenReport> {
-    spec.validate().map_err(io::Error::other)?;
+    let never = AtomicBool::new(false);
+    generate_with_cancel(root, spec, &never).map_err(|e| match e {
+        GenError::Io(e) => e,
+        e @ GenError::Spec(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
+        e @ GenError::Cancelled(_) => io::Error::new(io::ErrorKind::Interrupted, e),
+    })
+}
+
+/// [`generate`], stopping soon after `cancel` becomes true: it is checked
+/// before each directory and each file, so at most one file per thread is
+/// finished after the flag is raised.
+pub fn generate_with_cancel(
+    root: &Path,
+    spec: &GenSpec,
+    cancel: &AtomicBool,
+) -> Result<GenReport, GenError> {
+    spec.validate()?;
     let plan = Plan { spec };
     let dirs = dir_paths(root, spec.dirs);
-    for d in &dirs {
+    let mut report = GenReport::default();
+    for (k, d) in dirs.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(GenError::Cancelled(report));
+        }
         fs::create_dir_all(d)?;
+        // Directory 0 is the root, which the report does not count.
+        report.dirs = k as u64;
     }
+    let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let dups = AtomicU64::new(0);
     let nears = AtomicU64::new(0);
-    (0..spec.files).into_par_iter().try_for_each_init(
+    /// Why a rayon worker stopped; `try_for_each` ends the whole loop.
+    enum Stop {
+        Io(io::Error),
+        Cancelled,
+    }
+    let result = (0..spec.files).into_par_iter().try_for_each_init(
         || Vec::with_capacity(CHUNK),
-        |buf, i| -> io::Result<()> {
+        |buf, i| -> Result<(), Stop> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
             let c = plan.content(i);
             let path = dirs[plan.dir_of(i) as usize].join(plan.name_of(i));
-            write_file(&path, spec.seed, &c, buf)?;
+            write_file(&path, spec.seed, &c, buf).map_err(Stop::Io)?;
+            files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(c.size, Ordering::Relaxed);
             if c.origin != i {
                 if c.flip.is_some() {
@@ -283,14 +349,16 @@ pub fn generate(root: &Path, spec: &GenSpec) -> io::Result<GenReport> {
             }
             Ok(())
         },
-    )?;
-    Ok(GenReport {
-        files: spec.files,
-        dirs: spec.dirs - 1,
-        bytes: bytes.into_inner(),
-        duplicates: dups.into_inner(),
-        near_duplicates: nears.into_inner(),
-    })
+    );
+    report.files = files.into_inner();
+    report.bytes = bytes.into_inner();
+    report.duplicates = dups.into_inner();
+    report.near_duplicates = nears.into_inner();
+    match result {
+        Ok(()) => Ok(report),
+        Err(Stop::Io(e)) => Err(GenError::Io(e)),
+        Err(Stop::Cancelled) => Err(GenError::Cancelled(report)),
+    }
 }
 
 #[cfg(test)]
@@ -358,25 +426,53 @@ mod tests {
 
     #[test]
     fn invalid_specs_are_rejected() {
-        assert!(GenSpec {
-            dirs: 0,
+        let check = |spec: GenSpec| spec.validate().unwrap_err();
+        let d = GenSpec::default;
+        assert_eq!(check(GenSpec { dirs: 0, ..d() }), SpecError::NoDirs);
+        assert_eq!(
+            check(GenSpec {
+                near_ratio: f64::NAN,
+                ..d()
+            }),
+            SpecError::Ratio
+        );
+        assert_eq!(
+            check(GenSpec {
+                dup_ratio: 0.9,
+                near_ratio: 0.2,
+                ..d()
+            }),
+            SpecError::RatioSum
+        );
+        assert_eq!(
+            check(GenSpec {
+                min_size: 5,
+                max_size: 1,
+                ..d()
+            }),
+            SpecError::SizeRange
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = generate(dir.path(), &GenSpec { dirs: 0, ..d() }).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_raised_cancel_flag_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        let spec = GenSpec {
+            files: 50,
+            dirs: 5,
             ..GenSpec::default()
-        }
-        .validate()
-        .is_err());
-        assert!(GenSpec {
-            dup_ratio: 0.9,
-            near_ratio: 0.2,
-            ..GenSpec::default()
-        }
-        .validate()
-        .is_err());
-        assert!(GenSpec {
-            min_size: 5,
-            max_size: 1,
-            ..GenSpec::default()
-        }
-        .validate()
-        .is_err());
+        };
+        let err = generate_with_cancel(&root, &spec, &AtomicBool::new(true)).unwrap_err();
+        assert!(
+            matches!(&err, GenError::Cancelled(r) if *r == GenReport::default()),
+            "{err:?}"
+        );
+        assert!(!root.exists());
+        let done = generate_with_cancel(&root, &spec, &AtomicBool::new(false)).unwrap();
+        assert_eq!((done.files, done.dirs), (50, 4));
     }
 }

@@ -10,6 +10,8 @@ pub mod text;
 
 pub use text::Terminator;
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -54,6 +56,58 @@ pub fn decode_json_path(v: &serde_json::Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A path as people should see it on a terminal, the way `ls -b` and
+/// fclones show it: a newline in a name would otherwise fake an extra
+/// report line, and an ESC sequence would repaint the terminal.
+///
+/// Control characters (U+0000-U+001F, U+007F-U+009F) and bytes that are
+/// not UTF-8 are escaped byte by byte as `\xNN` (`\n`, `\t`, `\r` for the
+/// common three), and a backslash becomes `\\`, so the escaped text maps
+/// back to exactly one byte string. Everything else, other scripts
+/// included, is left alone; a path that needs nothing is borrowed.
+pub fn escape_path(path: &[u8]) -> Cow<'_, str> {
+    let needs = |c: char| c.is_control() || c == '\\';
+    if let Ok(s) = std::str::from_utf8(path) {
+        if !s.contains(needs) {
+            return Cow::Borrowed(s);
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 16);
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    // C1 controls are two bytes in UTF-8; escape each.
+                    let mut bytes = [0; 4];
+                    for b in c.encode_utf8(&mut bytes).bytes() {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape_path`] for a `Path`.
+pub fn escape(path: &Path) -> Cow<'_, str> {
+    escape_path(path.as_os_str().as_bytes())
+}
+
+/// A count for people: `plural(1, "file", "files")` is `1 file`, any
+/// other number takes the plural (`0 files`, `2 files`).
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A size for people: `0 B`, `999 B`, `1.0 KiB`, `12.3 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -81,6 +135,79 @@ mod tests {
             assert_eq!(decode_json_path(&v).unwrap(), bytes);
             assert_eq!(v.is_string(), std::str::from_utf8(bytes).is_ok());
         }
+    }
+
+    /// The inverse of [`escape_path`], for the round-trip test.
+    fn unescape(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = s.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            rest = tail;
+            if b != b'\\' {
+                out.push(b);
+                continue;
+            }
+            let (&kind, tail) = rest.split_first().expect("a complete escape");
+            rest = tail;
+            match kind {
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'r' => out.push(b'\r'),
+                b'\\' => out.push(b'\\'),
+                b'x' => {
+                    let hex = std::str::from_utf8(&rest[..2]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    rest = &rest[2..];
+                }
+                other => panic!("unknown escape \\{}", other as char),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escaped_paths_show_no_control_characters_and_map_back() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"plain/name.jpg", "plain/name.jpg"),
+            (
+                "caf\u{e9}/\u{65e5}\u{672c}.txt".as_bytes(),
+                "caf\u{e9}/\u{65e5}\u{672c}.txt",
+            ),
+            (b"x\n    /etc/passwd", r"x\n    /etc/passwd"),
+            (b"evil\x1b[2J\x1b[31m", r"evil\x1b[2J\x1b[31m"),
+            (b"a\tb\rc\0d\x7f", r"a\tb\rc\x00d\x7f"),
+            (b"back\\slash", r"back\\slash"),
+            (b"bad\xff\xfe/\xc3", r"bad\xff\xfe/\xc3"),
+            // U+009B is CSI for terminals that read 8-bit controls.
+            ("c1\u{9b}2J".as_bytes(), r"c1\xc2\x9b2J"),
+            (b"", ""),
+        ];
+        for (raw, shown) in cases {
+            let got = escape_path(raw);
+            assert_eq!(got, shown, "{raw:?}");
+            assert_eq!(
+                matches!(got, Cow::Borrowed(_)),
+                raw == shown.as_bytes(),
+                "borrowed exactly when nothing changes: {raw:?}"
+            );
+        }
+        // Every byte, alone and next to every other: no control character
+        // survives, and the escaping is reversible (so unambiguous).
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let raw = [b'<', a, b, b'>'];
+                let shown = escape_path(&raw);
+                assert!(!shown.chars().any(char::is_control), "{raw:?} -> {shown}");
+                assert_eq!(unescape(&shown), raw, "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(0, "file", "files"), "0 files");
+        assert_eq!(plural(1, "directory", "directories"), "1 directory");
+        assert_eq!(plural(2, "group", "groups"), "2 groups");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use super::human_bytes;
+use super::{escape_path, human_bytes, plural};
 use crate::group::DuplicateGroup;
 use crate::pipeline::FindReport;
 
@@ -26,19 +26,22 @@ impl Terminator {
 }
 
 /// The default report: a header with totals, then each group (largest
-/// files first) with its size and hash, one path per line. With
+/// files first) with its size and hash, one path per line. Paths are
+/// escaped with [`escape_path`], since this format is read on terminals
+/// and a name with a newline must not pass for two members. With
 /// [`Terminator::Nul`] the header is left out and paths end in NUL, with an
-/// empty record between groups.
+/// empty record between groups; those are for programs, so they stay
+/// byte-exact.
 pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<()> {
     let s = &r.summary;
     if term == Terminator::Newline {
         writeln!(
             w,
-            "# {} files ({}) scanned; {} duplicate groups; {} redundant files ({})",
-            s.files_scanned,
+            "# {} ({}) scanned; {}; {} ({})",
+            plural(s.files_scanned, "file", "files"),
             human_bytes(s.bytes_scanned),
-            s.groups,
-            s.redundant_files,
+            plural(s.groups, "duplicate group", "duplicate groups"),
+            plural(s.redundant_files, "redundant file", "redundant files"),
             human_bytes(s.redundant_bytes),
         )?;
     }
@@ -55,9 +58,7 @@ pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<(
                 g.hash.to_hex()
             )?;
             for f in &g.files {
-                w.write_all(b"    ")?;
-                w.write_all(f.as_os_str().as_bytes())?;
-                w.write_all(b"\n")?;
+                writeln!(w, "    {}", escape_path(f.as_os_str().as_bytes()))?;
             }
         } else {
             paths(w, g, term)?;

@@ -1,0 +1,305 @@
+//! The command line under hostile conditions: stderr or stdout that cannot
+//! be written, out-of-range tuning, names that would fool a terminal.
+
+use crate::util::{bin, chmod, code, dev_full, run, run_to, split0, stderr, unprivileged, Tree};
+
+/// A tree with one duplicate pair and one directory that user `nobody`
+/// cannot read; returns it with the locked directory.
+fn partly_unreadable() -> (Tree, std::path::PathBuf) {
+    let t = Tree::new();
+    t.file("ok/a", "dup");
+    t.file("ok/b", "dup");
+    let locked = t.file("locked/c", "dup");
+    let locked = locked.parent().unwrap().to_path_buf();
+    chmod(&locked, 0o000);
+    (t, locked)
+}
+
+#[test]
+fn a_failed_write_to_stderr_neither_aborts_nor_loses_stdout() {
+    let (t, locked) = partly_unreadable();
+
+    let mut cmd = bin();
+    cmd.arg(t.path("missing"));
+    let out = run_to(cmd, None, Some(dev_full()));
+    assert_eq!(code(&out), 2, "a missing root is a usage error");
+
+    // Each of these writes to stderr at least once: the error list
+    // (-v), the closing note, the --stats summary.
+    let runs: [&[&str]; 4] = [
+        &["-f", "fdupes"],
+        &["-v", "-f", "fdupes"],
+        &["--stats", "-f", "fdupes"],
+        &["scan", "-v", "--stats"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let cmd = unprivileged(cmd).expect("setpriv to drop root");
+        let out = run_to(cmd, None, Some(dev_full()));
+        assert_eq!(code(&out), 1, "{args:?}: an unreadable directory exits 1");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(names.len(), 2, "{args:?}: all of stdout: {listed}");
+        assert!(names.iter().all(|n| n.contains("/ok/")), "{listed}");
+    }
+    chmod(&locked, 0o755);
+}
+
+#[test]
+fn output_that_cannot_be_written_exits_3() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let runs: [&[&str]; 7] = [
+        &["scan"],
+        &["scan", "-0"],
+        &["scan", "-f", "jsonl"],
+        &["find"],
+        &["-f", "fdupes"],
+        &["-f", "json"],
+        &["-f", "jsonl"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run_to(cmd, Some(dev_full()), None);
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot write output"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn messages_reach_stderr_when_progress_is_forced_but_not_drawn() {
+    // `--progress always` with stderr not a terminal: indicatif hides the
+    // bars, and lines printed "above" them must still be written.
+    let t = Tree::new();
+    let fifo = t.fifo("pipe");
+    for verbose in [false, true] {
+        let mut cmd = bin();
+        cmd.args(["scan", "--progress", "always"]).arg(&fifo);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = run(cmd);
+        assert_eq!(code(&out), 1);
+        let err = stderr(&out);
+        let expected = if verbose { "pipe" } else { "not_regular 1" };
+        assert!(err.contains(expected), "verbose {verbose}: {err:?}");
+    }
+}
+
+#[test]
+fn oversized_walker_tuning_is_refused_with_a_message() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--buffer-size", "18446744073709551615"], "--buffer-size"),
+        (&["--batch-size", "18446744073709551615"], "--batch-size"),
+        (&["--batch-size", "1000000000"], "--batch-size"),
+        // 20M one-file batches: a 20M-slot channel, allocated up front.
+        (
+            &["--buffer-size", "20000000", "--batch-size", "1"],
+            "--buffer-size",
+        ),
+    ];
+    for (args, flag) in cases {
+        for command in ["find", "scan"] {
+            let mut cmd = bin();
+            cmd.arg(command).args(args).arg(t.root());
+            let out = run(cmd);
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{command} {args:?}: {err}");
+            assert!(err.contains(flag), "{command} {args:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+    // The largest channel allowed works.
+    let mut cmd = bin();
+    cmd.args(["scan", "--buffer-size", "1000000", "--batch-size", "16"])
+        .arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn scan_workers_0_means_automatic() {
+    let t = Tree::new();
+    t.file("a", "x");
+    let mut cmd = bin();
+    cmd.args(["scan", "--scan-workers", "0"]).arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        out.stdout,
+        [t.path("a").as_os_str().as_encoded_bytes(), b"\n"].concat()
+    );
+}
+
+/// A tree whose names try to fake report lines or drive the terminal.
+fn hostile_names() -> Tree {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file(b"x\n    /etc/passwd", "dup");
+    t.file(b"evil\x1b[2J\x1b[31m.txt", "dup");
+    t.file(b"back\\slash\xff", "dup");
+    t
+}
+
+/// No control byte but the line feeds that end lines, no ESC.
+fn assert_no_raw_controls(text: &[u8]) {
+    let bad: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{bad:?} in {}",
+        String::from_utf8_lossy(text)
+    );
+}
+
+#[test]
+fn the_text_report_escapes_names_and_the_raw_formats_do_not() {
+    let t = hostile_names();
+    let mut cmd = bin();
+    cmd.arg(t.root());
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_no_raw_controls(&out.stdout);
+    let text = String::from_utf8(out.stdout).expect("escaped text is UTF-8");
+    let members: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(members.len(), 4, "one line per file: {text}");
+    let root = t.root().to_str().unwrap();
+    for name in [
+        r"a",
+        r"x\n    /etc/passwd",
+        r"evil\x1b[2J\x1b[31m.txt",
+        r"back\\slash\xff",
+    ] {
+        let line = format!("    {root}/{name}");
+        assert!(members.contains(&line.as_str()), "{line:?} in {text}");
+    }
+
+    // fdupes and -0 keep the bytes as they are.
+    let expected: std::collections::BTreeSet<Vec<u8>> = crate::util::reference_files(t.root());
+    for args in [&["-f", "fdupes", "-0"][..], &["-0"]] {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run(cmd);
+        let got: std::collections::BTreeSet<Vec<u8>> = split0(&out.stdout)
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect();
+        assert_eq!(got, expected, "{args:?}");
+    }
+    let mut cmd = bin();
+    cmd.args(["-f", "fdupes"]).arg(t.root());
+    let out = run(cmd);
+    assert!(
+        out.stdout
+            .windows(b"x\n    /etc/passwd".len())
+            .any(|w| w == b"x\n    /etc/passwd"),
+        "fdupes is byte-exact"
+    );
+}
+
+#[test]
+fn paths_in_error_messages_are_escaped() {
+    let t = Tree::new();
+    let fifo = t.fifo(b"pi\x1b[2Jpe\n");
+    let mut cmd = bin();
+    cmd.args(["scan", "-v"]).arg(&fifo);
+    let out = run(cmd);
+    assert_eq!(code(&out), 1);
+    assert_no_raw_controls(&out.stderr);
+    assert!(stderr(&out).contains(r"pi\x1b[2Jpe\n:"), "{}", stderr(&out));
+
+    for command in ["find", "scan"] {
+        let mut cmd = bin();
+        cmd.arg(command).arg(t.path(b"missing\x1b[2J"));
+        let out = run(cmd);
+        assert_eq!(code(&out), 2);
+        assert_no_raw_controls(&out.stderr);
+        assert!(
+            stderr(&out).contains(r"missing\x1b[2J:"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn counts_of_one_are_singular() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let mut cmd = bin();
+    cmd.arg("--stats").arg(t.root());
+    let out = run(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("# 2 files (6 B) scanned; 1 duplicate group; 1 redundant file (3 B)\n"),
+        "{text}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("scanned 2 files (6 B) in 1 directory; 1 group, 1 redundant file (3 B)"),
+        "{err}"
+    );
+
+    let one = Tree::new();
+    one.file("a", "x");
+    let mut cmd = bin();
+    cmd.args(["scan", "--stats"]).arg(one.root());
+    let err = stderr(&run(cmd));
+    assert!(
+        err.contains("scanned 1 file (1 B) in 1 directory in "),
+        "{err}"
+    );
+
+    let g = Tree::new();
+    let mut cmd = bin();
+    cmd.arg("gen")
+        .arg(g.path("t"))
+        .args(["--files", "1", "--dirs", "1"]);
+    let err = stderr(&run(cmd));
+    assert!(err.starts_with("wrote 1 file ("), "{err}");
+    assert!(err.contains(") in 1 directory under "), "{err}");
+}
+
+#[test]
+fn print0_with_a_self_delimiting_format_is_a_usage_error() {
+    let t = Tree::new();
+    t.file("a", "dup");
+    t.file("b", "dup");
+    let runs: [&[&str]; 6] = [
+        &["-0", "-f", "csv"],
+        &["-0", "-f", "json"],
+        &["--format", "jsonl", "--print0"],
+        &["find", "-0", "-f", "json"],
+        &["scan", "-0", "-f", "jsonl"],
+        &["scan", "-f", "jsonl", "-0"],
+    ];
+    for args in runs {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        let out = run(cmd);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(err.contains("--print0"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    for args in [&["-0", "-f", "fdupes"][..], &["scan", "-0", "-f", "paths"]] {
+        let mut cmd = bin();
+        cmd.args(args).arg(t.root());
+        assert_eq!(code(&run(cmd)), 0, "{args:?}");
+    }
+}
