@@ -59,7 +59,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            ui::warn(ui::walk_error(&e));
+            ui::warn(ui::find_error(&e));
             return Ok(exit::USAGE);
         }
     };

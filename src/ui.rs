@@ -6,7 +6,9 @@ use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 
 use dedupe::report::escape;
-use dedupe::{ConfigError, EntryError, ErrorKind, NoProgress, ProgressTracker, WalkError};
+use dedupe::{
+    ConfigError, EntryError, ErrorKind, FindError, NoProgress, ProgressTracker, WalkError,
+};
 
 use crate::args::ProgressMode;
 use crate::bars::Bars;
@@ -95,6 +97,14 @@ pub fn walk_error(e: &WalkError) -> String {
             None => format!("dedupe: {c}"),
         },
         WalkError::Root { path, source } => format!("dedupe: {}: {source}", escape(path)),
+        e => format!("dedupe: {e}"),
+    }
+}
+
+/// [`walk_error`] for a search, which adds its own setup errors.
+pub fn find_error(e: &FindError) -> String {
+    match e {
+        FindError::Walk(w) => walk_error(w),
         e => format!("dedupe: {e}"),
     }
 }
