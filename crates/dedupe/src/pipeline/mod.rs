@@ -30,6 +30,7 @@ pub mod adapt;
 mod groups;
 mod paths;
 mod read;
+mod slab;
 mod state;
 
 use std::path::Path;

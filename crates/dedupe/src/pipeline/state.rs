@@ -30,6 +30,7 @@ use std::sync::Arc;
 use super::groups::{Aliases, DuplicateGroupParts, GroupStore, Member, Registry};
 use super::paths::{Names, PathRef};
 use super::read::{ladder, Expect, Stage, Target, Task, TaskKind};
+use super::slab::Slab;
 use crate::entry::{time_ns, FileEntry, FileId};
 use crate::hash::{quick_key, Digest, HashAlgo, Key};
 
@@ -41,8 +42,6 @@ struct Cand {
     member: Member,
     /// The trie node whose next stage this file is in (ROOT at first).
     node: u32,
-    /// A byte comparison it waits for, with what it was placed under.
-    verify: Option<Box<Pending>>,
 }
 
 /// A candidate's place at the last level while `--verify` compares it.
@@ -203,11 +202,12 @@ pub(crate) struct TooManyFiles;
 pub(crate) struct State {
     rules: Rules,
     names: Names,
-    cands: Vec<Option<Cand>>,
-    free: Vec<u32>,
+    cands: Slab<Cand>,
+    /// Byte comparisons candidates wait for (`--verify`), with what each
+    /// was placed under: kept aside, so candidates without one pay nothing.
+    verifying: HashMap<u32, Pending>,
     sizes: HashMap<u64, u32>,
-    singles: Vec<Option<Single>>,
-    free_singles: Vec<u32>,
+    singles: Slab<Single>,
     nodes: Vec<Node>,
     groups: Registry,
     /// Inodes that may have more than one path, with the first path in
@@ -233,11 +233,10 @@ impl State {
         State {
             rules,
             names: Names::default(),
-            cands: Vec::new(),
-            free: Vec::new(),
+            cands: Slab::default(),
+            verifying: HashMap::default(),
             sizes: HashMap::default(),
-            singles: Vec::new(),
-            free_singles: Vec::new(),
+            singles: Slab::default(),
             nodes: Vec::new(),
             groups: Registry::default(),
             aliases: Aliases::default(),
@@ -291,36 +290,21 @@ impl State {
             aliased,
             mount_root: e.is_mount_root(),
         };
-        let cand = Cand {
-            member,
-            node: ROOT,
-            verify: None,
-        };
-        let c = match self.free.pop() {
-            Some(i) => {
-                self.cands[i as usize] = Some(cand);
-                i
-            }
-            None => {
-                self.cands.push(Some(cand));
-                (self.cands.len() - 1) as u32
-            }
-        };
+        let c = self.cands.insert(Cand { member, node: ROOT });
         self.place(c, ROOT, [e.size, 0], None, became);
         Ok(())
     }
 
     fn cand(&self, c: u32) -> &Cand {
-        self.cands[c as usize].as_ref().expect("live candidate")
+        self.cands.get(c)
     }
 
     fn cand_mut(&mut self, c: u32) -> &mut Cand {
-        self.cands[c as usize].as_mut().expect("live candidate")
+        self.cands.get_mut(c)
     }
 
     fn take(&mut self, c: u32) -> Cand {
-        self.free.push(c);
-        self.cands[c as usize].take().expect("live candidate")
+        self.cands.take(c)
     }
 
     /// The slot under `key` (a size at the root).
@@ -344,25 +328,15 @@ impl State {
     }
 
     fn add_single(&mut self, s: Single) -> u32 {
-        match self.free_singles.pop() {
-            Some(i) => {
-                self.singles[i as usize] = Some(s);
-                i
-            }
-            None => {
-                self.singles.push(Some(s));
-                (self.singles.len() - 1) as u32
-            }
-        }
+        self.singles.insert(s)
     }
 
     fn take_single(&mut self, i: u32) -> Single {
-        self.free_singles.push(i);
-        self.singles[i as usize].take().expect("live single")
+        self.singles.take(i)
     }
 
     fn single(&self, i: u32) -> &Single {
-        self.singles[i as usize].as_ref().expect("live single")
+        self.singles.get(i)
     }
 
     /// Whether `a` and `b` are one inode met by two paths (a file bind
@@ -563,11 +537,14 @@ impl State {
 
     fn schedule_verify(&mut self, c: u32, probe: u32, digest: Digest, other: FileId) {
         let size = self.size_of(self.cand(c).node);
-        self.cand_mut(c).verify = Some(Box::new(Pending {
-            probe,
-            digest,
-            other,
-        }));
+        self.verifying.insert(
+            c,
+            Pending {
+                probe,
+                digest,
+                other,
+            },
+        );
         self.schedule(c, size);
     }
 
@@ -607,10 +584,8 @@ impl State {
     }
 
     fn pending(&mut self, c: u32) -> Pending {
-        *self
-            .cand_mut(c)
-            .verify
-            .take()
+        self.verifying
+            .remove(&c)
             .expect("a verification was pending")
     }
 
@@ -663,10 +638,13 @@ impl State {
                 // `c` takes the changed file's place.
                 let member = self.take(c).member;
                 self.settle(1, self.size_of(parent));
-                self.singles[i as usize] = Some(Single {
-                    member,
-                    tail: tail(&p.digest),
-                });
+                self.singles.replace(
+                    i,
+                    Single {
+                        member,
+                        tail: tail(&p.digest),
+                    },
+                );
             }
             Some(Slot::Group(g)) => {
                 self.groups.remove(g, p.other);
@@ -684,6 +662,7 @@ impl State {
 
     /// A candidate that could not be read leaves the pipeline.
     pub(crate) fn failed(&mut self, c: u32) {
+        self.verifying.remove(&c);
         let cand = self.take(c);
         if cand.node != ROOT {
             let size = self.nodes[cand.node as usize].size;
@@ -710,6 +689,7 @@ impl State {
             .map(|r| r.cand)
             .collect();
         for c in waiting {
+            self.verifying.remove(&c);
             self.take(c);
         }
     }
@@ -766,7 +746,7 @@ impl State {
         let cand = self.cand(c);
         let node = &self.nodes[cand.node as usize];
         let file = self.target(&cand.member, node.size);
-        let kind = match &cand.verify {
+        let kind = match self.verifying.get(&c) {
             Some(p) => match self.verify_target(c, p, node.size) {
                 Some(t) => TaskKind::Verify(t),
                 // Cannot happen (a slot's files leave only through this
