@@ -37,7 +37,7 @@ pub(crate) const SAMPLED_FILE: u64 = 4 * 1024 * 1024;
 pub(crate) const SAMPLES: u64 = 16;
 pub(crate) const SAMPLE: u64 = 4 * 1024;
 /// Read size for full hashes of large files (buffers are reused).
-pub(crate) const READ_BUF: usize = 1 << 20;
+pub(crate) const READ_BUF: usize = 1 << 18;
 
 /// A stage of the pipeline after the size bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
