@@ -186,12 +186,26 @@ fn traps(t: &Tree) {
     for (label, size) in [
         ("small", 1000usize),
         ("medium", 300_000),
+        // The last partial read chunk: below and above the size where the
+        // statistical stage starts.
+        ("chunked", 3 * 1024 * 1024 + 500_000),
         ("large", 5 * 1024 * 1024 + 7),
+        ("chunked-sampled", 9 * 1024 * 1024 + 500_000),
     ] {
         let base: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
         t.file(format!("{label}/base"), &base);
         t.file(format!("{label}/copy dir/copy"), &base);
-        for (what, at) in [("first", 0), ("middle", size / 2 + 1), ("last", size - 1)] {
+        // "near-end": inside the last partial read chunk, outside the quick
+        // check's 4 KiB tail and every statistical sample.
+        let near_end = size.checked_sub(100_000);
+        let variants = [
+            ("first", Some(0)),
+            ("middle", Some(size / 2 + 1)),
+            ("last", Some(size - 1)),
+            ("near-end", near_end),
+        ];
+        for (what, at) in variants {
+            let Some(at) = at else { continue };
             let mut v = base.clone();
             v[at] ^= 1;
             t.file(format!("{label}/{what}"), &v);
@@ -208,6 +222,7 @@ fn traps(t: &Tree) {
     t.file(b"odd/new\nline", "odd names");
     t.file(b"odd/bad\xff\xfe", "odd names");
     t.file("odd/with space", "odd names");
+    t.file("odd/quote\"and,comma", "odd names");
     t.fifo("odd/fifo");
     t.symlink(t.root(), "odd/loop");
     t.symlink("links/a", "odd/link-to-a");
@@ -220,8 +235,8 @@ fn traps_match_the_reference_in_every_strategy() {
     let expected = reference(t.root(), 1, false);
     assert_eq!(
         expected.len(),
-        6 + 1 + 1,
-        "3 regimes x (copy, middle twin), links, odd names"
+        10 + 1 + 1,
+        "5 regimes x (copy, middle twin), links, odd names"
     );
     for (opts, cfg, sc) in strategies() {
         let label = format!("{opts:?} threads {}", cfg.threads_per_stage);
@@ -278,6 +293,80 @@ fn the_statistical_stage_splits_large_files_without_reading_them_whole() {
         .unwrap();
     assert_eq!(stat.files, 4);
     assert!(full.bytes_read < size as u64, "full reads: {full:?}");
+}
+
+/// Start of statistical sample `k` (0-15) in a file of `size` bytes: 16
+/// samples of 4 KiB spread evenly from the first byte to the last.
+fn sample_start(size: usize, k: usize) -> usize {
+    (size - 4096) * k / 15
+}
+
+#[test]
+fn every_stage_does_its_job() {
+    let t = Tree::new();
+    let variants = |label: &str, size: usize, flips: &[(&str, usize)]| {
+        let base: Vec<u8> = (0..size).map(|i| (i * 13 + i / 509) as u8).collect();
+        t.file(format!("{label}/base"), &base);
+        t.file(format!("{label}/copy"), &base);
+        for (name, at) in flips {
+            let mut v = base.clone();
+            v[*at] ^= 0x5a;
+            t.file(format!("{label}/{name}"), &v);
+        }
+    };
+    // Medium (quick check, then full hash): the edges split at the quick
+    // check and are never read whole.
+    let m = 300_000;
+    variants("medium", m, &[("first", 0), ("last", m - 1)]);
+    // Large (quick, statistical, full): edges split at the quick check, a
+    // byte at a sample at the statistical stage, and a byte inside the last
+    // partial read chunk, in no sample, only by the full hash.
+    let l = 9 * 1024 * 1024 + 500_000;
+    let hidden = l - 100_000;
+    assert!((0..16).all(|k| !(sample_start(l, k)..sample_start(l, k) + 4096).contains(&hidden)));
+    variants(
+        "large",
+        l,
+        &[
+            ("first", 0),
+            ("last", l - 1),
+            ("sampled", sample_start(l, 7) + 10),
+            ("hidden", hidden),
+        ],
+    );
+    let (groups, summary) = find_lib(
+        t.root(),
+        FindOptions::default(),
+        Config::default(),
+        StreamingConfig::default(),
+    );
+    assert_eq!(
+        normalise(groups, t.root(), false),
+        reference(t.root(), 1, false)
+    );
+    let stage = |name: &str| {
+        summary
+            .stages
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (quick, stat, full) = (stage("quick"), stage("statistical"), stage("full"));
+    assert_eq!(
+        (quick.files, quick.candidates_after),
+        (4 + 6, 2 + 4),
+        "{quick:?}"
+    );
+    assert_eq!((stat.files, stat.candidates_after), (4, 3), "{stat:?}");
+    assert_eq!(
+        full.files,
+        2 + 3,
+        "only files that shared every earlier key: {full:?}"
+    );
+    assert_eq!(quick.bytes_read, 10 * 8192, "head and tail only");
+    assert_eq!(stat.bytes_read, 4 * 16 * 4096, "16 samples only");
+    assert_eq!(full.bytes_read, 2 * m as u64 + 3 * l as u64);
 }
 
 /// Changes a file after the walk and before hashing (non-streaming mode
@@ -420,16 +509,31 @@ fn cli_formats_agree_and_are_lossless() {
         expected
     );
 
-    // CSV: one row per file, quoted where needed.
+    // CSV: one row per file, read back by a real CSV parser (names hold a
+    // newline, a quote and a comma, and bytes that are not UTF-8).
     let mut cmd = bin();
     cmd.args(["--format", "csv"]).arg(t.root());
     let out = run(cmd);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("group,size,hash,path\n"));
-    assert!(text.contains("\""), "the path with a newline is quoted");
-    let rows = expected.iter().map(BTreeSet::len).sum::<usize>();
-    let quoted_newlines = 1;
-    assert_eq!(text.lines().count(), 1 + rows + quoted_newlines);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(&out.stdout[..]);
+    assert_eq!(
+        reader.byte_headers().unwrap(),
+        &csv::ByteRecord::from(vec!["group", "size", "hash", "path"])
+    );
+    let mut by_group: BTreeMap<Vec<u8>, Vec<PathBuf>> = BTreeMap::new();
+    for rec in reader.byte_records() {
+        let rec = rec.unwrap();
+        assert_eq!(rec.len(), 4, "{rec:?}");
+        by_group
+            .entry(rec[0].to_vec())
+            .or_default()
+            .push(PathBuf::from(p(&rec[3])));
+    }
+    assert_eq!(
+        normalise(by_group.into_values().collect(), t.root(), false),
+        expected
+    );
 
     // Text: header, sizes for people, groups largest first.
     let mut cmd = bin();
@@ -443,7 +547,7 @@ fn cli_formats_agree_and_are_lossless() {
     );
     let first_group = text.lines().find(|l| l.contains(" x ")).unwrap();
     assert!(
-        first_group.contains("5.0 MiB"),
+        first_group.contains("9.5 MiB"),
         "largest first: {first_group}"
     );
 }

@@ -200,31 +200,16 @@ fn paths_longer_than_path_max_are_listed() {
     );
 }
 
-/// Unmounts on drop, so a failing assertion does not leave a mount behind.
-struct Mount(std::path::PathBuf);
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn one_file_system_stays_on_the_root_file_system() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    if !crate::hardening::as_root("--one-file-system with a tmpfs") {
         return;
     }
     let t = Tree::new();
     t.file("here/a", "a");
     let mnt = t.path("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    assert!(status.success(), "root could not mount a tmpfs");
-    let _guard = Mount(mnt.clone());
+    let _guard = crate::hardening::Mount::new(&["-t", "tmpfs", "tmpfs"], &mnt);
     std::fs::write(mnt.join("b"), "b").unwrap();
 
     let listed = |extra: &[&str]| {

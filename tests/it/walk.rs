@@ -285,12 +285,36 @@ fn dropping_a_walk_early_stops_it() {
     let mut walk = walker.walk(&[t.root()]).unwrap();
     let first = walk.next();
     assert!(matches!(first, Some(WalkEvent::Batch(_))));
+    // Give the scanners all the time they could want: with a consumer that
+    // does not read, they stop once the channel (one batch) and their own
+    // batches are full.
+    std::thread::sleep(Duration::from_millis(300));
     let stats = walk.stats();
-    drop(walk); // must return: scanners blocked on the full channel are released
+    // Received, in the channel, and one full batch held or being sent by
+    // each scanner (a batch flushes when full).
+    let bound = 10 + 10 + 4 * 2 * 10;
     assert!(
-        stats.files < 5_000,
-        "backpressure held the scanners back: {stats:?}"
+        stats.files <= bound,
+        "backpressure held the scanners back: {} files walked, at most {bound} allowed",
+        stats.files
     );
+    // Dropping must return: scanners blocked on the full channel are
+    // released and joined.
+    crate::util::within(Duration::from_secs(20), move || drop(walk))
+        .expect("dropping the walk did not return");
+}
+
+/// Deletes one directory of the tree each time another finishes listing,
+/// so directories disappear while they wait in the queue.
+struct Remover {
+    root: std::path::PathBuf,
+    next: std::sync::atomic::AtomicUsize,
+}
+impl dedupe::ProgressTracker for Remover {
+    fn dir_scanned(&self, _: u64, _: u64) {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::fs::remove_dir_all(self.root.join(format!("d{}", 39 - n.min(39))));
+    }
 }
 
 #[test]
@@ -301,26 +325,31 @@ fn files_vanishing_during_the_walk_are_not_fatal() {
             t.file(format!("d{d}/f{f}"), "x");
         }
     }
-    let root = t.root().to_path_buf();
-    let remover = std::thread::spawn(move || {
-        for d in (0..40).rev() {
-            let _ = std::fs::remove_dir_all(root.join(format!("d{d}")));
-        }
-    });
-    let (files, errors, stats) = walk_all(
-        Config::default(),
-        StreamingConfig {
-            scanner_workers: 2,
-            discovery_buffer_size: 4,
-            batch_size: 2,
-            batch_timeout: Duration::from_millis(1),
-        },
-        &[t.root()],
+    let walker = StreamingWalker::new(
+        Arc::new(Config::default()),
+        Arc::new(Remover {
+            root: t.root().to_path_buf(),
+            next: Default::default(),
+        }),
+        Some(StreamingConfig {
+            scanner_workers: 1,
+            ..StreamingConfig::default()
+        }),
     );
-    remover.join().unwrap();
-    assert!(files.len() <= 2_000);
+    let mut walk = walker.walk(&[t.root()]).unwrap();
+    let (mut files, mut errors) = (Vec::new(), Vec::new());
+    for ev in walk.by_ref() {
+        match ev {
+            WalkEvent::Batch(b) => files.extend(b),
+            WalkEvent::Error(e) => errors.push(e),
+        }
+    }
+    let stats = walk.stats();
+    assert!(files.len() < 2_000, "directories were removed mid-walk");
+    assert!(!files.is_empty());
     for e in &errors {
         assert_eq!(e.kind, ErrorKind::Vanished, "{e}");
     }
     assert_eq!(stats.total_errors(), errors.len() as u64);
+    assert_eq!(stats.files, files.len() as u64);
 }

@@ -37,6 +37,7 @@ mod tests {
     fn reads_memory_of_this_process() {
         let cur = super::current().expect("procfs is mounted");
         let peak = super::peak().unwrap();
-        assert!(cur > 0 && peak >= cur / 2, "rss {cur}, peak {peak}");
+        // The high-water mark is never below what is resident now.
+        assert!(cur > 0 && peak >= cur, "rss {cur}, peak {peak}");
     }
 }

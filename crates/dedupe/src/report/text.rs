@@ -90,30 +90,22 @@ pub fn fdupes(
     w.flush()
 }
 
-/// CSV with a header: `group,size,hash,path`, one row per file. Fields with
-/// a comma, quote, CR or LF are quoted (RFC 4180); path bytes are written
-/// as they are.
+/// CSV with a header: `group,size,hash,path`, one row per file, written
+/// by the `csv` crate (RFC 4180 quoting; path bytes as they are, so names
+/// that are not UTF-8 survive).
 pub fn csv(w: &mut dyn Write, groups: impl IntoIterator<Item = DuplicateGroup>) -> io::Result<()> {
-    writeln!(w, "group,size,hash,path")?;
+    let mut out = ::csv::Writer::from_writer(w);
+    out.write_record(["group", "size", "hash", "path"])?;
     for g in groups {
-        let hash = g.hash.to_hex();
+        let (id, size, hash) = (g.id.to_string(), g.size.to_string(), g.hash.to_hex());
         for f in &g.files {
-            write!(w, "{},{},{},", g.id, g.size, hash)?;
-            let p = f.as_os_str().as_bytes();
-            if p.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-                w.write_all(b"\"")?;
-                for part in p.split(|&b| b == b'"').enumerate() {
-                    if part.0 > 0 {
-                        w.write_all(b"\"\"")?;
-                    }
-                    w.write_all(part.1)?;
-                }
-                w.write_all(b"\"")?;
-            } else {
-                w.write_all(p)?;
-            }
-            w.write_all(b"\n")?;
+            out.write_byte_record(&::csv::ByteRecord::from(vec![
+                id.as_bytes(),
+                size.as_bytes(),
+                hash.as_bytes(),
+                f.as_os_str().as_bytes(),
+            ]))?;
         }
     }
-    w.flush()
+    out.flush()
 }
