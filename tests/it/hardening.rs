@@ -629,7 +629,7 @@ struct Gate {
 }
 impl ProgressTracker for Gate {
     fn dir_scanned(&self, _: u64, _: u64) {
-        if self.first.swap(false, Ordering::SeqCst) {
+        if self.first.swap(false, Ordering::SeqCst) || self.waited_out.load(Ordering::SeqCst) {
             return;
         }
         for _ in 0..1000 {
