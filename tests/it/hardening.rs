@@ -208,6 +208,12 @@ fn a_followed_symlink_is_not_a_copy_of_its_target() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
 
+/// Moves `dir` aside and puts a symlink to `to` in its place.
+fn swap_for_symlink(dir: &Path, to: &Path) {
+    std::fs::rename(dir, dir.with_file_name("moved-away")).unwrap();
+    std::os::unix::fs::symlink(to, dir).unwrap();
+}
+
 /// Swaps `dir` for a symlink to `to` the `n`th time a directory finishes
 /// listing (with one scanner the order is depth first and known).
 struct SwapAfter {
@@ -219,9 +225,7 @@ struct SwapAfter {
 impl ProgressTracker for SwapAfter {
     fn dir_scanned(&self, _: u64, _: u64) {
         if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
-            let moved = self.dir.with_file_name("moved-away");
-            std::fs::rename(&self.dir, moved).unwrap();
-            std::os::unix::fs::symlink(&self.to, &self.dir).unwrap();
+            swap_for_symlink(&self.dir, &self.to);
         }
     }
 }
@@ -262,8 +266,7 @@ struct SwapAtEnd {
 }
 impl ProgressTracker for SwapAtEnd {
     fn scan_finished(&self) {
-        std::fs::rename(&self.dir, self.dir.with_file_name("moved-away")).unwrap();
-        std::os::unix::fs::symlink(&self.to, &self.dir).unwrap();
+        swap_for_symlink(&self.dir, &self.to);
     }
 }
 
@@ -352,6 +355,25 @@ fn a_root_inside_another_root_is_searched_whatever_the_filters() {
     let (groups, _) = fdupes_groups(&[], &[&cache, &e, &dot, &c1]);
     assert_eq!(groups.len(), 1);
     assert_eq!(groups.into_iter().next().unwrap().len(), 2);
+}
+
+#[test]
+fn a_mounted_root_inside_another_root_is_searched_with_one_file_system() {
+    if !as_root("-X with a root on a tmpfs inside another root") {
+        return;
+    }
+    let t = Tree::new();
+    let outer = t.dir("outer");
+    let mnt = t.dir("outer/mnt");
+    let _m = Mount::new(&["-t", "tmpfs", "-o", "size=5m", "tmpfs"], &mnt);
+    let t1 = mnt.join("t1");
+    let t2 = mnt.join("t2");
+    std::fs::write(&t1, "twin").unwrap();
+    std::fs::write(&t2, "twin").unwrap();
+    t.file("outer/o", "outer");
+    let (groups, out) = fdupes_groups(&["-X"], &[&outer, &mnt]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(groups, [set(&[&t1, &t2])].into());
 }
 
 #[test]
@@ -596,26 +618,9 @@ fn pseudo_file_systems_are_skipped_once() {
 
 #[test]
 fn a_root_longer_than_path_max_is_accepted() {
-    use rustix::fs::{Mode, OFlags};
     let t = Tree::new();
-    // A directory chain deeper than PATH_MAX, with two equal files at its
-    // bottom, built with openat (no whole-path call can).
-    let name = "d".repeat(250);
-    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
-    let mut fd = rustix::fs::open(t.root(), dir_flags, Mode::empty()).unwrap();
-    let mut path = t.root().to_path_buf();
-    for _ in 0..20 {
-        rustix::fs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
-        fd = rustix::fs::openat(&fd, name.as_str(), dir_flags, Mode::empty()).unwrap();
-        path.push(&name);
-    }
-    for f in ["one", "two"] {
-        let flags = OFlags::WRONLY | OFlags::CREATE;
-        let file = rustix::fs::openat(&fd, f, flags, Mode::from_raw_mode(0o644)).unwrap();
-        rustix::io::write(&file, b"deep twin").unwrap();
-    }
-    assert!(path.as_os_str().len() > 4096);
-    let (groups, out) = fdupes_groups(&[], &[&path]);
+    let dir = t.deep_dir(&["one", "two"], b"deep twin");
+    let (groups, out) = fdupes_groups(&[], &[&dir]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(groups.len(), 1);
 }

@@ -65,6 +65,12 @@ impl Tree {
     /// A file at the bottom of a directory chain deeper than PATH_MAX
     /// (4096 bytes), built with openat: no whole-path call can make one.
     pub fn deep_file(&self, content: &[u8]) -> PathBuf {
+        self.deep_dir(&["deep.bin"], content).join("deep.bin")
+    }
+
+    /// A directory chain deeper than PATH_MAX holding `files`, each with
+    /// `content`; returns the chain's bottom directory.
+    pub fn deep_dir(&self, files: &[&str], content: &[u8]) -> PathBuf {
         use rustix::fs::{Mode, OFlags};
         let name = "d".repeat(250);
         let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
@@ -75,10 +81,11 @@ impl Tree {
             fd = rustix::fs::openat(&fd, name.as_str(), dir_flags, Mode::empty()).unwrap();
             path.push(&name);
         }
-        let flags = OFlags::WRONLY | OFlags::CREATE;
-        let f = rustix::fs::openat(&fd, "deep.bin", flags, Mode::from_raw_mode(0o644)).unwrap();
-        rustix::io::write(&f, content).unwrap();
-        path.push("deep.bin");
+        for file in files {
+            let flags = OFlags::WRONLY | OFlags::CREATE;
+            let f = rustix::fs::openat(&fd, *file, flags, Mode::from_raw_mode(0o644)).unwrap();
+            rustix::io::write(&f, content).unwrap();
+        }
         assert!(path.as_os_str().len() > 4096);
         path
     }
