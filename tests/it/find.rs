@@ -115,11 +115,9 @@ fn find_lib(
         .unwrap();
     let summary = report.summary.clone();
     let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.files).collect();
-    assert_eq!(
-        live.len(),
-        groups.len(),
-        "every group was reported as it was confirmed"
-    );
+    // Only that every final group was also reported during the run (when
+    // is checked by hardening::groups_are_reported_while_the_walk_goes_on).
+    assert_eq!(live.len(), groups.len(), "a final group was never reported");
     (groups, summary)
 }
 

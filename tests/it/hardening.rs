@@ -404,7 +404,7 @@ fn sparse_tree(t: &Tree, files: usize, size: u64) {
 fn a_cancel_at_any_moment_ends_the_run() {
     let t = Tree::new();
     sparse_tree(&t, 4000, 100 * 1024);
-    for verify in [false, true] {
+    for (verify, streaming) in [(false, true), (true, true), (false, false)] {
         for delay_ms in [0u64, 5, 20, 50, 100, 200] {
             let finder = Arc::new(Finder::new(
                 Arc::new(Config::default()),
@@ -412,6 +412,7 @@ fn a_cancel_at_any_moment_ends_the_run() {
                 None,
                 FindOptions {
                     verify,
+                    streaming,
                     ..FindOptions::default()
                 },
             ));
@@ -427,7 +428,7 @@ fn a_cancel_at_any_moment_ends_the_run() {
                 r
             })
             .unwrap_or_else(|| {
-                panic!("run still going 30 s after cancel at {delay_ms} ms (verify {verify})")
+                panic!("run still going 30 s after cancel at {delay_ms} ms (verify {verify}, streaming {streaming})")
             });
             // Every group reported is a true group (all files are equal).
             for g in report.groups() {
