@@ -274,11 +274,83 @@ impl GroupStore {
 mod tests {
     use super::*;
     use crate::entry::DirPath;
+    use std::sync::Arc;
 
     fn digest(b: u8) -> Digest {
         let mut h = HashAlgo::Blake3.hasher();
         h.update(&[b]);
         h.finish()
+    }
+
+    fn member(
+        names: &mut Names,
+        dir: &Arc<DirPath>,
+        name: &str,
+        ino: u64,
+        mount_root: bool,
+    ) -> Member {
+        Member {
+            path: PathRef {
+                dir: Arc::clone(dir),
+                name: names.push(name.as_bytes()),
+            },
+            id: FileId { dev: 1, ino },
+            mtime_ns: 0,
+            ctime_ns: 0,
+            aliased: false,
+            mount_root,
+        }
+    }
+
+    #[test]
+    fn a_bind_mounted_file_meeting_its_source_s_group_is_one_member() {
+        let mut names = Names::default();
+        let dir = DirPath::with_root("d", 1, 0, None);
+        let src = member(&mut names, &dir, "src", 1, false);
+        let copy = member(&mut names, &dir, "copy", 2, false);
+        let alias = member(&mut names, &dir, "alias", 1, true);
+        let other = member(&mut names, &dir, "other", 3, false);
+        let mut r = Registry::default();
+        let g = r.create(10, digest(1), 0, vec![src, copy]);
+        assert!(!r.join(g, alias, &names), "the alias is not a new member");
+        assert!(r.join(g, other, &names));
+        let shown: Vec<&[u8]> = r
+            .get(g)
+            .members
+            .iter()
+            .map(|m| names.get(m.path.name))
+            .collect();
+        assert_eq!(
+            shown,
+            [&b"alias"[..], b"copy", b"other"],
+            "the first path in report order stays"
+        );
+        // The other way round: the source meets a group holding its alias.
+        let a = member(&mut names, &dir, "a-alias", 4, true);
+        let c = member(&mut names, &dir, "c", 5, false);
+        let z = member(&mut names, &dir, "z-src", 4, false);
+        let g = r.create(11, digest(2), 0, vec![a, c]);
+        assert!(!r.join(g, z, &names));
+        assert_eq!(r.get(g).members.len(), 2);
+    }
+
+    #[test]
+    fn two_groups_never_share_an_id() {
+        let mut r = Registry::default();
+        let ids: Vec<u64> = (0..3)
+            .map(|_| {
+                let g = r.create(10, digest(1), 0, Vec::new());
+                r.get(g).id
+            })
+            .collect();
+        // One content, three groups (as after proven collisions would not
+        // give, but the fallback must hold): the next free ids, in range.
+        assert_eq!(
+            ids,
+            [ids[0], (ids[0] + 1) % ID_LIMIT, (ids[0] + 2) % ID_LIMIT]
+        );
+        assert!(ids.iter().all(|&id| id < ID_LIMIT));
+        assert_eq!(r.get(2).id, ids[2], "groups are numbered in creation order");
     }
 
     #[test]

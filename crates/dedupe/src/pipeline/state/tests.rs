@@ -311,3 +311,40 @@ fn more_files_than_a_run_indexes_is_an_error_not_a_panic() {
     add(&mut s, &entry(&dir, "b", 1, 2));
     assert!(s.add(&entry(&dir, "c", 1, 3), &mut Vec::new()).is_err());
 }
+
+#[test]
+fn verify_drops_a_changed_group_member_and_regroups_the_rest() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    // "a" and "b" form a group; then "a" changes, and "c", compared with
+    // it, finds it so: "a" leaves the group, "c" joins "b".
+    let verifications = std::cell::Cell::new(0);
+    drain(
+        &mut s,
+        |_| digest(3),
+        |t| {
+            let TaskKind::Verify(other) = &t.kind else {
+                unreachable!()
+            };
+            verifications.set(verifications.get() + 1);
+            if verifications.get() > 1 && other.path.ends_with("a") {
+                Outcome::OtherChanged(crate::entry::EntryError::new(
+                    other.path.clone(),
+                    crate::entry::ErrorKind::Changed,
+                    "changed",
+                ))
+            } else {
+                Outcome::Same
+            }
+        },
+    );
+    let out = s.take_due(true);
+    assert_eq!(out.len(), 1);
+    assert_eq!(names(&out[0].files), ["b", "c"]);
+}
