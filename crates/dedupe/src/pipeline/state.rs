@@ -73,6 +73,10 @@ const SLOT_MAX: u32 = (1 << 30) - 1;
 /// spare, so packing can never truncate.
 pub(crate) const MAX_FILES: u64 = (SLOT_MAX / 4) as u64;
 
+// Candidates, nodes, settled files and groups each stay below
+// `MAX_FILES * 4`, the most a run can create from that many files.
+const _: () = assert!(MAX_FILES * 4 <= SLOT_MAX as u64 + 1);
+
 impl Slot {
     fn pack(self) -> u32 {
         let (tag, i) = match self {

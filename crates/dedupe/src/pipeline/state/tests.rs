@@ -348,3 +348,31 @@ fn verify_drops_a_changed_group_member_and_regroups_the_rest() {
     assert_eq!(out.len(), 1);
     assert_eq!(names(&out[0].files), ["b", "c"]);
 }
+
+#[test]
+fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
+    let dir = DirPath::new("/d", 0);
+    let with = |name: &str, ino: u64, mount_root: bool| {
+        let mut m = crate::entry::Meta::of_stat(&base_stat());
+        m.size = 10;
+        m.id.ino = ino;
+        m.nlink = 1;
+        m.mount_root = mount_root;
+        FileEntry::from_meta(Arc::clone(&dir), name.as_bytes(), &m, EntryKind::File)
+    };
+    let mut s = State::new(rules());
+    // The source (nlink 1, nothing marks it) and its bind mount: they
+    // meet only at the last level.
+    add(&mut s, &with("z-src", 1, false));
+    add(&mut s, &with("a-alias", 1, true));
+    drain(&mut s, |_| digest(4), no_verify);
+    assert!(s.take_due(true).is_empty(), "one inode is no group");
+    assert_eq!(s.collapsed_links, 1);
+    // A real copy makes a group of two, shown by the alias's path, the
+    // first of the inode's paths in report order.
+    add(&mut s, &with("m-copy", 2, false));
+    drain(&mut s, |_| digest(4), no_verify);
+    let g = s.take_due(true);
+    assert_eq!(g.len(), 1);
+    assert_eq!(names(&g[0].files), ["a-alias", "m-copy"]);
+}
