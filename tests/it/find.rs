@@ -367,6 +367,49 @@ fn every_stage_does_its_job() {
     assert_eq!(full.bytes_read, 2 * m as u64 + 3 * l as u64);
 }
 
+/// Sums what the pipeline reports to a progress bar.
+#[derive(Default)]
+struct Tally {
+    added: std::sync::Mutex<(u64, u64)>,
+    settled: std::sync::Mutex<(u64, u64)>,
+}
+impl ProgressTracker for Tally {
+    fn candidates_added(&self, files: u64, bytes: u64) {
+        let mut a = self.added.lock().unwrap();
+        *a = (a.0 + files, a.1 + bytes);
+    }
+    fn candidates_settled(&self, files: u64, bytes: u64) {
+        let mut s = self.settled.lock().unwrap();
+        *s = (s.0 + files, s.1 + bytes);
+    }
+}
+
+#[test]
+fn the_progress_bar_ends_full() {
+    let t = Tree::new();
+    traps(&t);
+    for verify in [false, true] {
+        let tally = Arc::new(Tally::default());
+        let finder = Finder::new(
+            Arc::new(Config::default()),
+            tally.clone(),
+            None,
+            FindOptions {
+                verify,
+                ..FindOptions::default()
+            },
+        );
+        finder.run(&[t.root()], |_| {}).unwrap();
+        let added = *tally.added.lock().unwrap();
+        assert!(added.0 > 20, "{added:?}");
+        assert_eq!(
+            *tally.settled.lock().unwrap(),
+            added,
+            "every candidate added was settled once (verify {verify})"
+        );
+    }
+}
+
 /// Changes a file after the walk and before hashing (non-streaming mode
 /// hashes only once the walk is over): it must leave its group.
 struct Saboteur(PathBuf);

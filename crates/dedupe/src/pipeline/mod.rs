@@ -371,13 +371,17 @@ impl Finder {
                 self.options.hash,
                 &mut on_event,
             );
+            // What is at rest dips when a waiting file goes back to work,
+            // and the tracker takes only increases: report the high-water
+            // mark, which ends at exactly the candidates added.
             let (files, bytes) = state.settled();
-            if files > reported_settled.0 {
-                self.progress.candidates_settled(
-                    files - reported_settled.0,
-                    bytes.saturating_sub(reported_settled.1),
-                );
-                reported_settled = (files, bytes);
+            let more = (
+                files.saturating_sub(reported_settled.0),
+                bytes.saturating_sub(reported_settled.1),
+            );
+            if more != (0, 0) {
+                self.progress.candidates_settled(more.0, more.1);
+                reported_settled = (reported_settled.0 + more.0, reported_settled.1 + more.1);
             }
             // Done when nothing is in flight and, unless cancelled, the
             // walk is over and nothing waits. A cancelled run does not wait

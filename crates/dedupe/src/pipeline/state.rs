@@ -389,9 +389,10 @@ impl State {
         };
         if steps == ladder(size).len() {
             match digest {
-                Some(d) if parent != ROOT => self.place_final(c, parent, d, 0),
+                // Only a full-hash result carries a digest (never at the root).
+                Some(d) => self.place_final(c, parent, d, 0),
                 // Empty files: nothing to read, all equal.
-                _ => self.place_empty(c, size, became),
+                None => self.place_empty(c, size, became),
             }
             return;
         }

@@ -375,4 +375,9 @@ fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
     let g = s.take_due(true);
     assert_eq!(g.len(), 1);
     assert_eq!(names(&g[0].files), ["a-alias", "m-copy"]);
+    // A second bind mount of the same file meets the group: not a member.
+    add(&mut s, &with("b-alias2", 1, true));
+    drain(&mut s, |_| digest(4), no_verify);
+    assert_eq!(s.collapsed_links, 2);
+    assert!(s.take_due(true).is_empty(), "the group did not grow");
 }
