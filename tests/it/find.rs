@@ -217,6 +217,7 @@ fn traps(t: &Tree) {
     t.file("links/c", "linked content");
     t.file("empty1", "");
     t.file("empty2", "");
+    t.file("empty3", "");
     t.file(b"odd/new\nline", "odd names");
     t.file(b"odd/bad\xff\xfe", "odd names");
     t.file("odd/with space", "odd names");
@@ -361,6 +362,11 @@ fn every_stage_does_its_job() {
         full.files,
         2 + 3,
         "only files that shared every earlier key: {full:?}"
+    );
+    assert_eq!(
+        full.candidates_after,
+        2 + 2,
+        "base and copy in each regime: {full:?}"
     );
     assert_eq!(quick.bytes_read, 10 * 8192, "head and tail only");
     assert_eq!(stat.bytes_read, 4 * 16 * 4096, "16 samples only");

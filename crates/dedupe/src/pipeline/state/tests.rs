@@ -222,6 +222,30 @@ fn verify_splits_a_hash_collision_into_groups_of_equal_bytes() {
     groups.sort();
     assert_eq!(groups, [vec!["x1", "x2"], vec!["y1", "y2", "y3"]]);
     assert_ne!(out[0].id, out[1].id, "one digest, two groups, two ids");
+    // A colliding file found later meets the formed groups: it is compared
+    // with them, not let in on its digest.
+    add(&mut s, &entry(&dir, "y4", 10, 9));
+    drain(
+        &mut s,
+        |_| digest(3),
+        |t| {
+            let TaskKind::Verify(other) = &t.kind else {
+                unreachable!()
+            };
+            if other.path.to_string_lossy().contains('x') {
+                Outcome::Differ
+            } else {
+                Outcome::Same
+            }
+        },
+    );
+    let mut groups: Vec<Vec<String>> = s.take_due(true).iter().map(|g| names(&g.files)).collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [vec!["y1", "y2", "y3", "y4"]],
+        "only the y group grew"
+    );
 }
 
 #[test]
@@ -380,4 +404,28 @@ fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
     drain(&mut s, |_| digest(4), no_verify);
     assert_eq!(s.collapsed_links, 2);
     assert!(s.take_due(true).is_empty(), "the group did not grow");
+}
+
+#[test]
+fn empty_files_are_one_group_and_their_aliases_collapse() {
+    let dir = DirPath::new("/d", 0);
+    let with = |name: &str, ino: u64, mount_root: bool| {
+        let mut m = crate::entry::Meta::of_stat(&base_stat());
+        m.size = 0;
+        m.id.ino = ino;
+        m.nlink = 1;
+        m.mount_root = mount_root;
+        FileEntry::from_meta(Arc::clone(&dir), name.as_bytes(), &m, EntryKind::File)
+    };
+    let mut s = State::new(rules());
+    add(&mut s, &with("e1", 1, false));
+    add(&mut s, &with("alias", 1, true));
+    assert_eq!(s.collapsed_links, 1, "a bind mount of an empty file");
+    assert!(s.take_due(true).is_empty());
+    add(&mut s, &with("e2", 2, false));
+    add(&mut s, &with("e3", 3, false));
+    assert!(!s.has_ready(), "empty files are never read");
+    let g = s.take_due(true);
+    assert_eq!(names(&g[0].files), ["alias", "e2", "e3"]);
+    assert_eq!(s.passed[0], 3, "three candidates at the size stage");
 }
