@@ -429,3 +429,43 @@ fn empty_files_are_one_group_and_their_aliases_collapse() {
     assert_eq!(names(&g[0].files), ["alias", "e2", "e3"]);
     assert_eq!(s.passed[0], 3, "three candidates at the size stage");
 }
+
+#[test]
+fn a_verification_against_a_file_that_left_proves_nothing() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    // "b" and "c" are both compared with "a". The first finds "a" changed
+    // (so "b" takes its place); the second says "c" equals "a", which
+    // proves nothing about "b": "c" must be compared with "b" (and differs).
+    let calls = std::cell::Cell::new(0);
+    drain(
+        &mut s,
+        |_| digest(3),
+        |t| {
+            let TaskKind::Verify(other) = &t.kind else {
+                unreachable!()
+            };
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => Outcome::OtherChanged(crate::entry::EntryError::new(
+                    other.path.clone(),
+                    crate::entry::ErrorKind::Changed,
+                    "changed",
+                )),
+                2 => Outcome::Same,
+                _ => Outcome::Differ,
+            }
+        },
+    );
+    assert!(
+        s.take_due(true).is_empty(),
+        "no group: c was never shown equal to b"
+    );
+    assert_eq!(calls.get(), 3);
+}
