@@ -31,6 +31,32 @@ fn base_stat() -> rustix::fs::Stat {
     rustix::fs::stat("/").expect("stat /")
 }
 
+/// An entry with the given size, inode and bind-mount flag.
+fn entry_with(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64, mount_root: bool) -> FileEntry {
+    let mut m = crate::entry::Meta::of_stat(&base_stat());
+    m.size = size;
+    m.id.ino = ino;
+    m.nlink = 1;
+    m.mount_root = mount_root;
+    FileEntry::from_meta(Arc::clone(dir), name.as_bytes(), &m, EntryKind::File)
+}
+
+/// The verification's other file, and an outcome saying it changed.
+fn other(t: &Task) -> &Target {
+    let TaskKind::Verify(other) = &t.kind else {
+        unreachable!("not a verification")
+    };
+    other
+}
+
+fn other_changed(t: &Task) -> Outcome {
+    Outcome::OtherChanged(crate::entry::EntryError::new(
+        other(t).path.clone(),
+        crate::entry::ErrorKind::Changed,
+        "changed",
+    ))
+}
+
 fn digest(byte: u8) -> Digest {
     let mut h = HashAlgo::Blake3.hasher();
     h.update(&[byte]);
@@ -267,11 +293,7 @@ fn verify_drops_the_member_that_changed_and_keeps_the_candidate() {
                 unreachable!()
             };
             if other.path.ends_with("a") {
-                Outcome::OtherChanged(crate::entry::EntryError::new(
-                    other.path.clone(),
-                    crate::entry::ErrorKind::Changed,
-                    "changed",
-                ))
+                other_changed(t)
             } else {
                 Outcome::Same
             }
@@ -358,11 +380,7 @@ fn verify_drops_a_changed_group_member_and_regroups_the_rest() {
             };
             verifications.set(verifications.get() + 1);
             if verifications.get() > 1 && other.path.ends_with("a") {
-                Outcome::OtherChanged(crate::entry::EntryError::new(
-                    other.path.clone(),
-                    crate::entry::ErrorKind::Changed,
-                    "changed",
-                ))
+                other_changed(t)
             } else {
                 Outcome::Same
             }
@@ -376,14 +394,7 @@ fn verify_drops_a_changed_group_member_and_regroups_the_rest() {
 #[test]
 fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
     let dir = DirPath::new("/d", 0);
-    let with = |name: &str, ino: u64, mount_root: bool| {
-        let mut m = crate::entry::Meta::of_stat(&base_stat());
-        m.size = 10;
-        m.id.ino = ino;
-        m.nlink = 1;
-        m.mount_root = mount_root;
-        FileEntry::from_meta(Arc::clone(&dir), name.as_bytes(), &m, EntryKind::File)
-    };
+    let with = |name: &str, ino: u64, mount_root: bool| entry_with(&dir, name, 10, ino, mount_root);
     let mut s = State::new(rules());
     // The source (nlink 1, nothing marks it) and its bind mount: they
     // meet only at the last level.
@@ -409,14 +420,7 @@ fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
 #[test]
 fn empty_files_are_one_group_and_their_aliases_collapse() {
     let dir = DirPath::new("/d", 0);
-    let with = |name: &str, ino: u64, mount_root: bool| {
-        let mut m = crate::entry::Meta::of_stat(&base_stat());
-        m.size = 0;
-        m.id.ino = ino;
-        m.nlink = 1;
-        m.mount_root = mount_root;
-        FileEntry::from_meta(Arc::clone(&dir), name.as_bytes(), &m, EntryKind::File)
-    };
+    let with = |name: &str, ino: u64, mount_root: bool| entry_with(&dir, name, 0, ino, mount_root);
     let mut s = State::new(rules());
     add(&mut s, &with("e1", 1, false));
     add(&mut s, &with("alias", 1, true));
@@ -448,16 +452,9 @@ fn a_verification_against_a_file_that_left_proves_nothing() {
         &mut s,
         |_| digest(3),
         |t| {
-            let TaskKind::Verify(other) = &t.kind else {
-                unreachable!()
-            };
             calls.set(calls.get() + 1);
             match calls.get() {
-                1 => Outcome::OtherChanged(crate::entry::EntryError::new(
-                    other.path.clone(),
-                    crate::entry::ErrorKind::Changed,
-                    "changed",
-                )),
+                1 => other_changed(t),
                 2 => Outcome::Same,
                 _ => Outcome::Differ,
             }
