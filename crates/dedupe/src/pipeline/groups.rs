@@ -180,8 +180,10 @@ impl Registry {
         }
         groups.sort_by(|a, b| {
             b.size.cmp(&a.size).then_with(|| {
-                let first = |g: &Group| shown(&g.members[0], &aliases).clone();
-                names.cmp(&first(a), &first(b))
+                names.cmp(
+                    shown(&a.members[0], &aliases),
+                    shown(&b.members[0], &aliases),
+                )
             })
         });
         GroupStore {

@@ -58,22 +58,27 @@ impl Names {
     /// decides which of several paths of one inode is shown, and the order
     /// of a group's files, so reports do not depend on thread timing.
     pub(crate) fn cmp(&self, a: &PathRef, b: &PathRef) -> Ordering {
-        a.dir
-            .root_index()
-            .cmp(&b.dir.root_index())
-            .then_with(|| self.bytes(a).cmp(self.bytes(b)))
+        self.cmp_parts(&a.dir, self.get(a.name), b)
     }
 
-    /// The bytes of `p`'s full path, without building it.
-    fn bytes<'a>(&'a self, p: &'a PathRef) -> impl Iterator<Item = u8> + 'a {
-        let dir = p.dir.path().as_os_str().as_bytes();
-        let sep: &[u8] = if !dir.is_empty() && !dir.ends_with(b"/") {
-            b"/"
-        } else {
-            b""
-        };
-        dir.iter().chain(sep).chain(self.get(p.name)).copied()
+    /// [`Names::cmp`] for a path not stored yet (`dir` and `name`), so a
+    /// path that loses the comparison never costs arena space.
+    pub(crate) fn cmp_parts(&self, dir: &DirPath, name: &[u8], b: &PathRef) -> Ordering {
+        dir.root_index()
+            .cmp(&b.dir.root_index())
+            .then_with(|| bytes(dir, name).cmp(bytes(&b.dir, self.get(b.name))))
     }
+}
+
+/// The bytes of the path `dir`/`name`, without building it.
+fn bytes<'a>(dir: &'a DirPath, name: &'a [u8]) -> impl Iterator<Item = u8> + 'a {
+    let dir = dir.path().as_os_str().as_bytes();
+    let sep: &[u8] = if !dir.is_empty() && !dir.ends_with(b"/") {
+        b"/"
+    } else {
+        b""
+    };
+    dir.iter().chain(sep).chain(name).copied()
 }
 
 /// A path in compact form.

@@ -21,7 +21,6 @@
 //! Memory is what bounds a 10^7-file run, so the maps are packed: a slot is
 //! a tagged `u32`, a key four `u32`s (a 20-byte map entry).
 
-use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -264,23 +263,22 @@ impl State {
         } else {
             self.rules.follow_links || e.may_be_aliased()
         };
-        let path = PathRef {
-            dir: Arc::clone(e.dir()),
-            name: self.names.push(e.name().as_encoded_bytes()),
-        };
+        let name = e.name().as_encoded_bytes();
         if aliased {
-            match self.aliases.entry(e.id) {
-                Entry::Occupied(mut first) => {
-                    self.collapsed_links += 1;
-                    if self.names.cmp(&path, first.get()).is_lt() {
-                        first.insert(path);
-                    }
-                    return Ok(());
+            if let Some(first) = self.aliases.get(&e.id) {
+                // Another path to an inode already here: only its name,
+                // and only if it comes first in report order, is kept.
+                self.collapsed_links += 1;
+                if self.names.cmp_parts(e.dir(), name, first).is_lt() {
+                    let path = self.path_of(e);
+                    self.aliases.insert(e.id, path);
                 }
-                Entry::Vacant(v) => {
-                    v.insert(path.clone());
-                }
+                return Ok(());
             }
+        }
+        let path = self.path_of(e);
+        if aliased {
+            self.aliases.insert(e.id, path.clone());
         }
         self.accepted += 1;
         if self.accepted > self.rules.max_files {
@@ -297,6 +295,14 @@ impl State {
         let c = self.cands.insert(Cand { member, node: ROOT });
         self.place(c, ROOT, [e.size, 0], None, became);
         Ok(())
+    }
+
+    /// `e`'s path, its name stored in the arena.
+    fn path_of(&mut self, e: &FileEntry) -> PathRef {
+        PathRef {
+            dir: Arc::clone(e.dir()),
+            name: self.names.push(e.name().as_encoded_bytes()),
+        }
     }
 
     fn cand(&self, c: u32) -> &Cand {

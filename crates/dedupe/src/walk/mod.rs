@@ -44,7 +44,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Stealer, Worker};
 
 use crate::config::{Config, ConfigError, StreamingConfig};
-use crate::entry::{EntryError, ErrorKind, FileEntry, FileId};
+use crate::entry::{EntryError, ErrorKind, FileEntry};
 use crate::progress::ProgressTracker;
 
 pub(crate) use filter::Filter;
@@ -185,12 +185,18 @@ impl StreamingWalker {
             })?;
             opened.push(root);
         }
+        // Files named as roots, each once (two spellings of one file are
+        // one root); each root keeps its place in the order given.
         let mut root_files = HashSet::default();
-        for root in &opened {
-            if let scanner::Root::File { meta, .. } = root {
-                root_files.insert(meta.id);
-            }
-        }
+        let opened: Vec<(u32, scanner::Root)> = opened
+            .into_iter()
+            .enumerate()
+            .filter(|(_, root)| match root {
+                scanner::Root::File { meta, .. } => root_files.insert(meta.id),
+                _ => true,
+            })
+            .map(|(i, root)| (u32::try_from(i).unwrap_or(u32::MAX), root))
+            .collect();
 
         let sc = &self.streaming;
         let (tx, rx) = crossbeam_channel::bounded(sc.channel_batches());
@@ -222,9 +228,7 @@ impl StreamingWalker {
         // consumer through the one channel.
         let mut files = Vec::new();
         let mut initial: Vec<WalkEvent> = Vec::new();
-        let mut seen_files = HashSet::<FileId>::new();
-        for (index, root) in opened.into_iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
+        for (index, root) in opened {
             match root {
                 scanner::Root::Dir { path, fd, meta } => {
                     if shared.first_visit(meta.id.dev, meta.id.ino) {
@@ -232,9 +236,7 @@ impl StreamingWalker {
                     }
                 }
                 scanner::Root::File { path, meta } => {
-                    if seen_files.insert(meta.id) {
-                        files.extend(scanner::root_file(&shared, index, &path, &meta));
-                    }
+                    files.extend(scanner::root_file(&shared, index, &path, &meta));
                 }
                 scanner::Root::Other(e) => initial.push(WalkEvent::Error(e)),
             }

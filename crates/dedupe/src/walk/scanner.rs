@@ -48,6 +48,17 @@ pub(crate) struct DirFd {
     open: Arc<AtomicUsize>,
 }
 
+impl DirFd {
+    /// Counts the handle as open until it is dropped.
+    fn new(fd: OwnedFd, open: &Arc<AtomicUsize>) -> Arc<DirFd> {
+        open.fetch_add(1, Ordering::Relaxed);
+        Arc::new(DirFd {
+            fd,
+            open: Arc::clone(open),
+        })
+    }
+}
+
 impl Drop for DirFd {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
@@ -115,6 +126,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((dev, ino))
+    }
+
+    /// A file named as a root (delivered already, not listed again).
+    fn is_root_file(&self, id: &FileId) -> bool {
+        !self.root_files.is_empty() && self.root_files.contains(id)
     }
 
     fn push_job(&self, local: Option<&Worker<Job>>, job: Job) {
@@ -422,11 +438,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
             return;
         }
     }
-    let fd = Arc::new(DirFd {
-        fd,
-        open: Arc::clone(&shared.open_dirs),
-    });
-    shared.open_dirs.fetch_add(1, Ordering::Relaxed);
+    let fd = DirFd::new(fd, &shared.open_dirs);
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut emit = |out: &mut Out<'_>, entry: FileEntry| {
         files += 1;
@@ -514,7 +526,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                 // Replaced by something else since the listing: skip it.
                 if m.file_type == FileType::RegularFile
                     && shared.filter.size_ok(m.size)
-                    && !shared.root_files.contains(&m.id)
+                    && !shared.is_root_file(&m.id)
                 {
                     emit(
                         out,
@@ -531,7 +543,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                         FileType::RegularFile
                             if shared.filter.file_name_ok(&dir, name)
                                 && shared.filter.size_ok(m.size)
-                                && !shared.root_files.contains(&m.id) =>
+                                && !shared.is_root_file(&m.id) =>
                         {
                             let e = FileEntry::from_meta(
                                 dir.clone(),
@@ -566,12 +578,17 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
 /// `fstatat`: the same cost, and it says whether the file is itself a
 /// mount point (a file bind mount, another path to an inode).
 fn stat_at(dfd: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> Result<Meta, Errno> {
-    match rustix::fs::statx(dfd, name, flags, StatxFlags::BASIC_STATS) {
-        Ok(st) => Ok(Meta::of_statx(&st)),
-        // Kernels before 4.11, or a sandbox that filters statx.
-        Err(Errno::NOSYS) | Err(Errno::PERM) => {
-            rustix::fs::statat(dfd, name, flags).map(|st| Meta::of_stat(&st))
+    if !NO_STATX.load(Ordering::Relaxed) {
+        match rustix::fs::statx(dfd, name, flags, StatxFlags::BASIC_STATS) {
+            Ok(st) => return Ok(Meta::of_statx(&st)),
+            // Kernels before 4.11, or a sandbox that filters statx: say so
+            // once, rather than paying a failed call for every file.
+            Err(Errno::NOSYS) | Err(Errno::PERM) => NO_STATX.store(true, Ordering::Relaxed),
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
+    rustix::fs::statat(dfd, name, flags).map(|st| Meta::of_stat(&st))
 }
+
+/// Set once `statx` turned out to be missing.
+static NO_STATX: AtomicBool = AtomicBool::new(false);
