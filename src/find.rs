@@ -26,12 +26,11 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         hard_links: args.hard_links,
         streaming: !args.no_streaming,
     };
-    let finder = Finder::new(
-        Arc::new(args.walk.to_config(1)),
-        ui.tracker(),
-        Some(args.walk.to_streaming()),
-        options,
-    );
+    let finder = Finder::builder(Arc::new(args.walk.to_config(1)))
+        .progress(ui.tracker())
+        .streaming(args.walk.to_streaming())
+        .options(options)
+        .build();
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
@@ -93,8 +92,8 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         ui::warn("dedupe: interrupted; the groups above were confirmed before the stop");
         return Ok(exit::INTERRUPTED);
     }
-    ui::error_note(&ui, args.walk.verbose, &s.error_counts);
-    Ok(if ui::serious_errors(&s.error_counts) > 0 {
+    ui::error_note(&ui, args.walk.verbose, &s.error_counts());
+    Ok(if ui::serious_errors(&s.error_counts()) > 0 {
         exit::PARTIAL
     } else {
         exit::OK
@@ -127,7 +126,7 @@ fn print_summary(s: &Summary, verbose: bool) {
         s.hash,
         if s.verified { ", verified byte by byte" } else { "" }
     );
-    let _ = writeln!(e, "errors: {}", ui::errors_by_kind(&s.error_counts));
+    let _ = writeln!(e, "errors: {}", ui::errors_by_kind(&s.error_counts()));
     if s.hard_links_collapsed > 0 {
         let _ = writeln!(e, "hard links collapsed: {}", s.hard_links_collapsed);
     }

@@ -102,7 +102,11 @@ fn find_lib(
     config: Config,
     sc: StreamingConfig,
 ) -> (Vec<Vec<PathBuf>>, dedupe::Summary) {
-    let finder = Finder::new(Arc::new(config), Arc::new(NoProgress), Some(sc), options);
+    let finder = Finder::builder(Arc::new(config))
+        .progress(Arc::new(NoProgress))
+        .streaming(sc)
+        .options(options)
+        .build();
     let mut live: BTreeMap<u64, usize> = BTreeMap::new();
     let report = finder
         .run(&[root], |ev| {
@@ -396,15 +400,13 @@ fn the_progress_bar_ends_full() {
     traps(&t);
     for verify in [false, true] {
         let tally = Arc::new(Tally::default());
-        let finder = Finder::new(
-            Arc::new(Config::default()),
-            tally.clone(),
-            None,
-            FindOptions {
+        let finder = Finder::builder(Arc::new(Config::default()))
+            .progress(tally.clone())
+            .options(FindOptions {
                 verify,
                 ..FindOptions::default()
-            },
-        );
+            })
+            .build();
         finder.run(&[t.root()], |_| {}).unwrap();
         let added = *tally.added.lock().unwrap();
         assert!(added.0 > 20, "{added:?}");
@@ -436,15 +438,13 @@ fn a_file_changed_during_the_run_leaves_its_group() {
     t.file("a", "same content!!");
     t.file("b", "same content!!");
     let victim = t.file("c", "same content!!");
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(Saboteur(victim.clone())),
-        None,
-        FindOptions {
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(Saboteur(victim.clone())))
+        .options(FindOptions {
             streaming: false,
             ..FindOptions::default()
-        },
-    );
+        })
+        .build();
     let mut errors = Vec::new();
     let report = finder
         .run(&[t.root()], |ev| {
@@ -688,12 +688,10 @@ fn a_cancelled_run_ends_and_says_so() {
         },
     )
     .unwrap();
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(NoProgress),
-        None,
-        FindOptions::default(),
-    );
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(NoProgress))
+        .options(FindOptions::default())
+        .build();
     finder.canceller().cancel();
     let report = finder.run(&[t.root()], |_| {}).unwrap();
     assert!(report.summary.interrupted);

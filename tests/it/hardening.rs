@@ -284,18 +284,16 @@ fn a_read_does_not_follow_a_directory_swapped_for_a_symlink() {
     t.file("root/y", "victim content");
     t.file("root/a/x", "victim content");
     t.file("outside/x", "victim content");
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(SwapAtEnd {
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(SwapAtEnd {
             dir: t.path("root/a"),
             to: t.path("outside"),
-        }),
-        None,
-        FindOptions {
+        }))
+        .options(FindOptions {
             streaming: false,
             ..FindOptions::default()
-        },
-    );
+        })
+        .build();
     let mut errors = Vec::new();
     let report = finder
         .run(&[t.path("root")], |ev| {
@@ -414,16 +412,16 @@ fn a_cancel_at_any_moment_ends_the_run() {
     sparse_tree(&t, 4000, 100 * 1024);
     for (verify, streaming) in [(false, true), (true, true), (false, false)] {
         for delay_ms in [0u64, 5, 20, 50, 100, 200] {
-            let finder = Arc::new(Finder::new(
-                Arc::new(Config::default()),
-                Arc::new(NoProgress),
-                None,
-                FindOptions {
-                    verify,
-                    streaming,
-                    ..FindOptions::default()
-                },
-            ));
+            let finder = Arc::new(
+                Finder::builder(Arc::new(Config::default()))
+                    .progress(Arc::new(NoProgress))
+                    .options(FindOptions {
+                        verify,
+                        streaming,
+                        ..FindOptions::default()
+                    })
+                    .build(),
+            );
             let cancel = finder.canceller();
             let root = t.root().to_path_buf();
             let report = within(Duration::from_secs(30), move || {
@@ -456,12 +454,12 @@ fn a_cancel_interrupts_a_whole_file_read() {
             .set_len(1 << 40)
             .unwrap();
     }
-    let finder = Arc::new(Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(NoProgress),
-        None,
-        FindOptions::default(),
-    ));
+    let finder = Arc::new(
+        Finder::builder(Arc::new(Config::default()))
+            .progress(Arc::new(NoProgress))
+            .options(FindOptions::default())
+            .build(),
+    );
     let cancel = finder.canceller();
     let root = t.root().to_path_buf();
     let report = within(Duration::from_secs(60), move || {
@@ -483,12 +481,10 @@ fn a_cancelled_finder_runs_again() {
     let t = Tree::new();
     t.file("a", "dup");
     t.file("b", "dup");
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(NoProgress),
-        None,
-        FindOptions::default(),
-    );
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(NoProgress))
+        .options(FindOptions::default())
+        .build();
     finder.canceller().cancel();
     assert!(finder.run(&[t.root()], |_| {}).unwrap().summary.interrupted);
     let again = finder.run(&[t.root()], |_| {}).unwrap();
@@ -538,17 +534,16 @@ fn jsonl_output_stays_within_a_constant_of_the_final_membership() {
     for i in 0..600 {
         t.file(format!("d{:03}/f{i}", i / 5), "same 4 bytes");
     }
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        Arc::new(Slow),
-        Some(StreamingConfig {
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(Slow))
+        .streaming(StreamingConfig {
             scanner_workers: 1,
             batch_size: 1,
             discovery_buffer_size: 1,
             ..StreamingConfig::default()
-        }),
-        FindOptions::default(),
-    );
+        })
+        .options(FindOptions::default())
+        .build();
     let mut emitted = 0usize;
     let mut last = 0usize;
     let report = finder
@@ -670,17 +665,16 @@ fn groups_are_reported_while_the_walk_goes_on() {
         waited_out: AtomicBool::new(false),
         first: AtomicBool::new(true),
     });
-    let finder = Finder::new(
-        Arc::new(Config::default()),
-        gate.clone(),
-        Some(StreamingConfig {
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(gate.clone())
+        .streaming(StreamingConfig {
             scanner_workers: 1,
             batch_size: 1,
             discovery_buffer_size: 1,
             ..StreamingConfig::default()
-        }),
-        FindOptions::default(),
-    );
+        })
+        .options(FindOptions::default())
+        .build();
     let groups = Mutex::new(0);
     finder
         .run(&[t.root()], |ev| {

@@ -42,6 +42,14 @@ impl HashAlgo {
         }
     }
 
+    /// Bytes in a digest of this algorithm.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgo::Xxh3 => 16,
+            HashAlgo::Blake3 | HashAlgo::Sha256 => 32,
+        }
+    }
+
     /// A fresh incremental hasher.
     pub fn hasher(self) -> ContentHasher {
         match self {
@@ -117,6 +125,12 @@ impl Digest {
             bytes,
             len: s.len() as u8,
         }
+    }
+
+    /// A digest of `algo` read back from its bytes (a cache, a report):
+    /// `None` if the length is not that algorithm's.
+    pub fn from_bytes(algo: HashAlgo, bytes: &[u8]) -> Option<Digest> {
+        (bytes.len() == algo.digest_len()).then(|| Digest::from_slice(bytes))
     }
 
     /// The digest bytes.
@@ -197,5 +211,15 @@ mod tests {
         assert_ne!(quick_key(&[b"abd"]), quick_key(&[b"abc"]));
         assert_eq!("BLAKE3".parse::<HashAlgo>(), Ok(HashAlgo::Blake3));
         assert!("md5".parse::<HashAlgo>().is_err());
+    }
+
+    #[test]
+    fn digests_read_back_only_at_their_length() {
+        for algo in [HashAlgo::Xxh3, HashAlgo::Blake3, HashAlgo::Sha256] {
+            let d = algo.hasher().finish();
+            assert_eq!(d.as_bytes().len(), algo.digest_len(), "{algo}");
+            assert_eq!(Digest::from_bytes(algo, d.as_bytes()), Some(d));
+            assert_eq!(Digest::from_bytes(algo, &d.as_bytes()[1..]), None);
+        }
     }
 }

@@ -48,18 +48,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use dedupe::{Config, FindEvent, FindOptions, Finder, NoProgress};
+//! use dedupe::{Config, FindEvent, FindOptions, Finder};
 //!
 //! # let dir = tempfile::tempdir().unwrap();
 //! # std::fs::write(dir.path().join("a.jpg"), b"same bytes").unwrap();
 //! # std::fs::write(dir.path().join("b.jpg"), b"same bytes").unwrap();
 //! # std::fs::write(dir.path().join("c.jpg"), b"other byte").unwrap();
-//! let finder = Finder::new(
-//!     Arc::new(Config::default()),
-//!     Arc::new(NoProgress),
-//!     None,
-//!     FindOptions::default(),
-//! );
+//! let finder = Finder::builder(Arc::new(Config::default()))
+//!     .options(FindOptions::default())
+//!     .build();
 //! let mut seen = 0;
 //! let report = finder
 //!     .run(&[dir.path()], |event| {
@@ -92,8 +89,11 @@ pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
 pub use group::DuplicateGroup;
 pub use hash::{Digest, HashAlgo};
+pub use pipeline::keys::{FileStamp, KeyRequest, KeySource, StageKey};
+pub use pipeline::stage::StageSpec;
 pub use pipeline::{
-    Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, Stage, StageStats, Summary,
+    Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, FinderBuilder, Stage,
+    StageStats, Summary,
 };
 pub use progress::{NoProgress, ProgressTracker};
 #[cfg(feature = "async")]

@@ -1,59 +1,61 @@
-//! The duplicate pipeline (seed 000): metadata -> quick check ->
-//! statistical -> full hash, fed by the streaming walker while it is still
-//! running, with groups reported the moment they are confirmed.
+//! The duplicate pipeline: metadata -> quick check -> statistical -> full
+//! hash, fed by the streaming walker while it is still running, with
+//! groups reported the moment they are confirmed.
 //!
 //! ```text
-//!  walker batches ─▶ coordinator (owns all state) ── jobs, largest first ─▶ readers (N threads)
-//!                         ▲                                                      │
-//!                         └──────────────────── keys / digests ◀──────────────────┘
+//!  walk ─▶ coordinator ──▶ trie (grouping) ──▶ Placement ─┬─▶ scheduler ──▶ jobs ──▶ readers (N threads)
+//!              ▲                                          └─▶ statistics            │
+//!              │◀─────────────── keys / digests ◀────────────────────────────────────┘
+//!              └─▶ key source (optional: keys known without reading)
 //! ```
 //!
 //! * Metadata: files are bucketed by size as they arrive; a file whose size
 //!   no other file has is never opened. Hard links to one inode collapse to
 //!   one file.
-//! * Quick check: head and tail (4 KiB each). Statistical: 16 samples
-//!   spread through files over 4 MiB, so files that differ only in the
-//!   middle split without being read whole. Full: the whole content with
-//!   the chosen algorithm. Files up to 64 KiB skip straight to the full
-//!   hash, one read each.
-//! * A file goes to the next stage only when another shares its key; the
-//!   trie in the `state` module keeps that bookkeeping.
-//! * Priority: when work waits, larger files go first (they free the most
-//!   space). Batching: small files travel 1-64 per job, large files one per
-//!   job. Adaptive: see [`adapt`].
-//! * In-flight jobs are capped at 2 x readers, so paths are built only for
-//!   work about to run and memory stays bounded.
-//! * Everything the coordinator knows is in one thread: no locks on the
-//!   hot path, and results are deterministic given the same inputs.
+//! * Then the stages in [`stage`]: both ends, samples spread through large
+//!   files, the whole content. A file goes to the next stage only when
+//!   another shares its key at this one ([`trie`]).
+//! * [`schedule`]: larger files first, small ones batched, in-flight work
+//!   bounded, large reads limited on spinning disks.
+//! * Everything the coordinator knows is in one thread ([`coordinator`]):
+//!   no locks on the hot path, and results are deterministic given the same
+//!   inputs.
 
-pub mod adapt;
+mod coordinator;
 mod groups;
+pub mod keys;
+mod msg;
 mod paths;
 mod read;
+mod schedule;
 mod slab;
-mod state;
+pub mod stage;
+mod stats;
+mod trie;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crossbeam_channel::{never, select, Receiver};
 
+use coordinator::Coordinator;
 use groups::GroupStore;
-pub use read::Stage;
-use read::{Done, Outcome, Reader, Task};
-use state::{Rules, State};
+use keys::KeySource;
+use msg::{Done, Task};
+use read::Reader;
+use schedule::Scheduler;
+pub use stage::Stage;
+use trie::{Rules, Trie};
 
 use crate::config::{Config, StreamingConfig};
 use crate::entry::{EntryError, ErrorKind};
 use crate::group::DuplicateGroup;
 use crate::hash::HashAlgo;
-use crate::progress::ProgressTracker;
-use crate::walk::{StreamingWalker, WalkError, WalkEvent};
+use crate::progress::{NoProgress, ProgressTracker};
+use crate::walk::{StreamingWalker, WalkError, WalkEvent, WalkStats};
 
-/// Files at least this large get a job to themselves.
-const LARGE_JOB: u64 = 1 << 20;
 /// Tasks that may wait for a reader before the coordinator stops taking
 /// files from the walker. The walker then blocks on its own bounded
 /// channel, so a walk far faster than hashing cannot pile the whole tree
@@ -71,7 +73,7 @@ pub struct FindOptions {
     /// default they are one file).
     pub hard_links: bool,
     /// Process while walking (the default). Off: walk everything, then
-    /// process (the "traditional" mode of the seed's comparison).
+    /// process (the "traditional" mode, for comparison).
     pub streaming: bool,
 }
 
@@ -88,6 +90,7 @@ impl Default for FindOptions {
 
 /// Something that happened during a run, delivered as it happens.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum FindEvent<'a> {
     /// A group was confirmed, or gained members (same id, full membership).
     Group(&'a DuplicateGroup),
@@ -108,12 +111,11 @@ pub struct StageStats {
     pub candidates_after: u64,
     /// Reader time spent in it, summed over threads, in milliseconds.
     pub busy_ms: u64,
-    #[serde(skip)]
-    busy_ns: u64,
+    /// Keys a key source knew, so these files were not read for it.
+    pub keys_known: u64,
 }
 
-/// The final statistics (the seed's "detailed error statistics in final
-/// report").
+/// The final statistics, errors by kind included.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Summary {
     /// Regular files that passed the filters.
@@ -134,9 +136,6 @@ pub struct Summary {
     pub redundant_bytes: u64,
     /// Errors by kind (snake_case names), walk and pipeline together.
     pub errors: std::collections::BTreeMap<&'static str, u64>,
-    /// Errors per kind as an array indexed like `ErrorKind::ALL`.
-    #[serde(skip)]
-    pub error_counts: [u64; ErrorKind::ALL.len()],
     /// The full hash used.
     pub hash: HashAlgo,
     /// Whether groups were verified byte by byte.
@@ -162,6 +161,18 @@ pub struct FindReport {
     groups: GroupStore,
     /// Statistics.
     pub summary: Summary,
+}
+
+impl Summary {
+    /// Errors of `kind`, walk and pipeline together.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors.get(kind.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Errors per kind, indexed like [`ErrorKind::ALL`].
+    pub fn error_counts(&self) -> [u64; ErrorKind::ALL.len()] {
+        ErrorKind::ALL.map(|k| self.errors_of(k))
+    }
 }
 
 impl FindReport {
@@ -216,13 +227,13 @@ pub enum FindError {
     /// The walk could not start (bad configuration, a missing root).
     #[error(transparent)]
     Walk(#[from] WalkError),
-    /// A reader thread could not be started.
-    #[error("cannot start reader thread: {0}")]
+    /// A thread of the pipeline could not be started.
+    #[error("cannot start a pipeline thread: {0}")]
     Thread(std::io::Error),
     /// More files than one run can index.
     #[error(
         "more than {} candidate files in one run; split the run",
-        state::MAX_FILES
+        trie::MAX_FILES
     )]
     TooManyFiles,
     /// `hard_links` with `follow_links`: a symlink and its target are one
@@ -232,30 +243,78 @@ pub enum FindError {
     HardLinksWithFollow,
 }
 
-/// Finds duplicate files: the walker plus the staged pipeline.
+/// Finds duplicate files: the walker plus the staged pipeline. Built with
+/// [`Finder::builder`].
 pub struct Finder {
     walker: StreamingWalker,
     config: Arc<Config>,
     options: FindOptions,
     progress: Arc<dyn ProgressTracker>,
+    keys: Option<Mutex<Box<dyn KeySource>>>,
     cancel: Cancel,
 }
 
-impl Finder {
-    /// A finder over `config`'s files, tuned by `streaming`, deciding by
-    /// `options`.
-    pub fn new(
-        config: Arc<Config>,
-        progress: Arc<dyn ProgressTracker>,
-        streaming: Option<StreamingConfig>,
-        options: FindOptions,
-    ) -> Finder {
+/// Sets up a [`Finder`]; every setting has a default.
+pub struct FinderBuilder {
+    config: Arc<Config>,
+    streaming: StreamingConfig,
+    options: FindOptions,
+    progress: Arc<dyn ProgressTracker>,
+    keys: Option<Box<dyn KeySource>>,
+}
+
+impl FinderBuilder {
+    /// How the walk is tuned (default: [`StreamingConfig::default`]).
+    pub fn streaming(mut self, streaming: StreamingConfig) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
+    /// How duplicates are decided (default: [`FindOptions::default`]).
+    pub fn options(mut self, options: FindOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Where progress goes (default: nowhere).
+    pub fn progress(mut self, progress: Arc<dyn ProgressTracker>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Something that may know stage keys without reading (a cache); the
+    /// readers answer the rest (see [`keys`]).
+    pub fn key_source(mut self, keys: Box<dyn KeySource>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The finder.
+    pub fn build(self) -> Finder {
         Finder {
-            walker: StreamingWalker::new(Arc::clone(&config), Arc::clone(&progress), streaming),
-            config,
-            options,
-            progress,
+            walker: StreamingWalker::new(
+                Arc::clone(&self.config),
+                Arc::clone(&self.progress),
+                Some(self.streaming),
+            ),
+            config: self.config,
+            options: self.options,
+            progress: self.progress,
+            keys: self.keys.map(Mutex::new),
             cancel: Cancel::default(),
+        }
+    }
+}
+
+impl Finder {
+    /// A builder for a finder over `config`'s files.
+    pub fn builder(config: Arc<Config>) -> FinderBuilder {
+        FinderBuilder {
+            config,
+            streaming: StreamingConfig::default(),
+            options: FindOptions::default(),
+            progress: Arc::new(NoProgress),
+            keys: None,
         }
     }
 
@@ -275,7 +334,14 @@ impl Finder {
         roots: &[P],
         on_event: impl FnMut(FindEvent<'_>),
     ) -> Result<FindReport, FindError> {
-        let result = self.run_inner(roots, on_event);
+        let result = match &self.keys {
+            Some(keys) => {
+                // One run at a time uses the key source.
+                let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
+                self.run_inner(roots, Some(&mut **keys), on_event)
+            }
+            None => self.run_inner(roots, None, on_event),
+        };
         self.cancel.reset();
         result
     }
@@ -283,20 +349,39 @@ impl Finder {
     fn run_inner<P: AsRef<Path>>(
         &self,
         roots: &[P],
-        mut on_event: impl FnMut(FindEvent<'_>),
+        keys: Option<&mut (dyn KeySource + 'static)>,
+        on_event: impl FnMut(FindEvent<'_>),
     ) -> Result<FindReport, FindError> {
         let started = Instant::now();
         if self.options.hard_links && self.config.follow_links {
             return Err(FindError::HardLinksWithFollow);
         }
-        let readers = adapt::readers(&self.config);
-        let mut large_readers = adapt::LargeReaders::new(roots, readers);
-        let mut walk = self.walker.walk(roots)?;
-        let walk_rx = walk.receiver().clone();
+        let readers = self.config.effective_threads();
+        let rotational = roots.iter().any(|r| schedule::is_rotational(r.as_ref()));
+        let walk = self.walker.walk(roots)?;
+        let stopper = walk.stopper();
 
-        // Readers: bounded job channel (the coordinator never has more than
-        // 2 x readers jobs out, so sends never block); results come back
-        // on a channel that holds at most that many messages too.
+        // The walk through its public iterator, on a thread of its own so
+        // the coordinator can wait on it and on the readers at once. The
+        // channel holds one batch: when the coordinator stops taking files
+        // this thread blocks, and so, through their bounded channel, do
+        // the scanners.
+        let (walk_tx, walk_rx) = crossbeam_channel::bounded::<WalkEvent>(1);
+        let forward = std::thread::Builder::new()
+            .name("dedupe-walk".into())
+            .spawn(move || {
+                let mut walk = walk;
+                for ev in walk.by_ref() {
+                    if walk_tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+                walk.stats()
+            })
+            .map_err(FindError::Thread)?;
+
+        // Readers: the coordinator never has more than 2 x readers jobs
+        // out, so neither channel ever blocks a send.
         let max_inflight = readers * 2;
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Vec<Task>>(max_inflight);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Done>>(max_inflight);
@@ -304,251 +389,137 @@ impl Finder {
         for i in 0..readers {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
-            let reader = Reader::new(self.options.hash, Arc::clone(&self.cancel.0));
+            let reader = Reader::new(Arc::clone(&self.cancel.0));
             let progress = Arc::clone(&self.progress);
             let t = std::thread::Builder::new()
                 .name(format!("dedupe-read-{i}"))
-                .spawn(move || reader_loop(rx, tx, reader, &*progress))
-                .map_err(FindError::Thread)?;
-            threads.push(t);
+                .spawn(move || reader_loop(rx, tx, reader, &*progress));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    stopper.stop();
+                    return Err(FindError::Thread(e));
+                }
+            }
         }
         drop((job_rx, done_tx));
 
-        let mut state = State::new(Rules {
+        let trie = Trie::new(Rules {
             algo: self.options.hash,
             verify: self.options.verify,
             hard_links: self.options.hard_links,
             follow_links: self.config.follow_links,
-            large: LARGE_JOB,
-            max_files: state::MAX_FILES,
+            max_files: trie::MAX_FILES,
         });
-        let mut inflight_large = 0usize;
-        let mut stages: [StageStats; 5] =
-            ["size", "quick", "statistical", "full", "verify"].map(|name| StageStats {
-                name,
-                ..StageStats::default()
-            });
-        let mut pipeline_errors = [0u64; ErrorKind::ALL.len()];
-        let mut first_group: Option<Duration> = None;
+        let mut co = Coordinator::new(
+            trie,
+            Scheduler::new(readers, rotational),
+            keys,
+            self.options.hash,
+            &*self.progress,
+            on_event,
+        );
         let mut walking = true;
-        let mut scan_stats = None;
-        let mut inflight = 0usize;
         let mut interrupted = false;
         let mut overflow = false;
-        let mut became = Vec::new();
-        let mut reported_settled = (0u64, 0u64);
 
         loop {
             if !interrupted && (self.cancel.is_set() || overflow) {
                 interrupted = true;
-                walk.stop();
+                stopper.stop();
             }
             if interrupted {
-                // Results of reads still in flight may queue more work;
-                // none of it will run.
-                state.clear_ready();
+                // Results of reads still out may queue more work; none of
+                // it will run.
+                co.abandon_queued();
             } else if self.options.streaming || !walking {
-                while inflight < max_inflight && state.has_ready() {
-                    let batch = adapt::batch_for(state.ready_len(), readers);
-                    let allow_large = inflight_large < large_readers.limit();
-                    let Some(job) = state.next_job(batch, allow_large) else {
-                        break;
-                    };
-                    if job.len() == 1 && job[0].file.expect.size >= LARGE_JOB {
-                        inflight_large += 1;
-                    }
-                    if job_tx.send(job).is_err() {
-                        break;
-                    }
-                    inflight += 1;
-                }
+                co.dispatch(|job| job_tx.send(job).is_ok());
             }
-            emit(
-                &mut state,
-                false,
-                &mut first_group,
-                started,
-                self.options.hash,
-                &mut on_event,
-            );
-            // What is at rest dips when a waiting file goes back to work,
-            // and the tracker takes only increases: report the high-water
-            // mark, which ends at exactly the candidates added.
-            let (files, bytes) = state.settled();
-            let more = (
-                files.saturating_sub(reported_settled.0),
-                bytes.saturating_sub(reported_settled.1),
-            );
-            if more != (0, 0) {
-                self.progress.candidates_settled(more.0, more.1);
-                reported_settled = (reported_settled.0 + more.0, reported_settled.1 + more.1);
-            }
-            // Done when nothing is in flight and, unless cancelled, the
-            // walk is over and nothing waits. A cancelled run does not wait
-            // for the walk: dropping it stops and joins the scanners.
-            if inflight == 0 && (interrupted || (!walking && !state.has_ready())) {
+            co.emit(false);
+            // Done when nothing is out and, unless cancelled, the walk is
+            // over and nothing waits. A cancelled run does not wait for the
+            // walk: the scanners stop and are joined below.
+            let out = co.sched.jobs_out();
+            if out == 0 && (interrupted || (!walking && co.sched.ready_len() == 0)) {
                 break;
             }
             // Backpressure: with enough work queued, let the walker wait.
             let take_files = walking
                 && !interrupted
-                && (!self.options.streaming || state.ready_len() < MAX_BACKLOG);
+                && (!self.options.streaming || co.sched.ready_len() < MAX_BACKLOG);
             let walk_arm = if take_files { walk_rx.clone() } else { never() };
             select! {
                 recv(walk_arm) -> ev => match ev {
                     Ok(WalkEvent::Batch(batch)) => {
-                        for e in &batch {
-                            if state.add(e, &mut became).is_err() {
-                                overflow = true;
-                                break;
-                            }
-                        }
-                        if !became.is_empty() {
-                            let bytes: u64 = became.iter().sum();
-                            self.progress.candidates_added(became.len() as u64, bytes);
-                            became.clear();
+                        if co.on_walk_batch(&batch).is_err() {
+                            overflow = true;
                         }
                     }
-                    Ok(WalkEvent::Error(e)) => on_event(FindEvent::Error(&e)),
-                    Err(_) => {
-                        walking = false;
-                        // Every event came through the channel, now closed:
-                        // this joins the scanners and tells the tracker.
-                        let rest = walk.next();
-                        debug_assert!(rest.is_none());
-                        scan_stats = Some(walk.stats());
-                    }
+                    Ok(WalkEvent::Error(e)) => co.on_walk_error(&e),
+                    Err(_) => walking = false,
                 },
-                recv(done_rx) -> results => {
-                    let Ok(results) = results else { break };
-                    inflight -= 1;
-                    if results.len() == 1 && results[0].size >= LARGE_JOB {
-                        inflight_large -= 1;
-                        large_readers.observe(results[0].bytes_read, results[0].nanos);
-                    }
-                    for d in results {
-                        apply(&mut state, d, &mut stages, &mut pipeline_errors, &mut on_event);
-                    }
-                }
+                recv(done_rx) -> results => match results {
+                    Ok(results) => co.on_results(results),
+                    Err(_) => break,
+                },
             }
         }
         drop(job_tx);
         for t in threads {
             let _ = t.join();
         }
+        // The forwarding thread ends when its channel closes (a cancelled
+        // run) or the walk has ended; it joins the scanners.
+        drop(walk_rx);
+        let scan = forward.join().unwrap_or_default();
+        co.finish_keys();
         if overflow {
             return Err(FindError::TooManyFiles);
         }
-        emit(
-            &mut state,
-            true,
-            &mut first_group,
-            started,
-            self.options.hash,
-            &mut on_event,
-        );
-        let scan = scan_stats.unwrap_or_else(|| walk.stats());
-        drop(walk);
+        co.emit(true);
+        Ok(self.report(co, scan, readers, started, interrupted))
+    }
 
-        let passed = state.passed;
-        for (i, s) in stages.iter_mut().enumerate() {
-            if let Some(&n) = passed.get(i) {
-                s.candidates_after = n;
-            }
-            s.busy_ms = s.busy_ns / 1_000_000;
-        }
-        let collapsed = state.collapsed_links;
-        stages[0].files = scan.files.saturating_sub(collapsed);
-        let error_counts: [u64; ErrorKind::ALL.len()] =
-            std::array::from_fn(|i| scan.errors[i] + pipeline_errors[i]);
-        let store = state.into_store();
+    fn report<F>(
+        &self,
+        co: Coordinator<'_, F>,
+        scan: WalkStats,
+        readers: usize,
+        started: Instant,
+        interrupted: bool,
+    ) -> FindReport {
+        let stats = co.stats;
+        let store = co.trie.into_store();
+        let errors = std::array::from_fn::<u64, { ErrorKind::ALL.len() }, _>(|i| {
+            scan.errors[i] + stats.errors[i]
+        });
         let summary = Summary {
             files_scanned: scan.files,
             bytes_scanned: scan.bytes,
             dirs_scanned: scan.dirs,
-            hard_links_collapsed: collapsed,
-            stages: stages.to_vec(),
+            hard_links_collapsed: stats.collapsed,
+            stages: stats.stages(scan.files.saturating_sub(stats.collapsed)),
             groups: store.len() as u64,
             redundant_files: store.redundant_files(),
             redundant_bytes: store.redundant_bytes(),
             errors: ErrorKind::ALL
                 .iter()
-                .zip(error_counts)
+                .zip(errors)
                 .filter(|(_, n)| *n > 0)
                 .map(|(k, n)| (k.as_str(), n))
                 .collect(),
-            error_counts,
             hash: self.options.hash,
             verified: self.options.verify,
             streaming: self.options.streaming,
             readers,
             scan_ms: scan.elapsed.as_millis() as u64,
             elapsed_ms: started.elapsed().as_millis() as u64,
-            first_group_ms: first_group.map(|d| d.as_millis() as u64),
+            first_group_ms: stats.first_group.map(|d| d.as_millis() as u64),
             interrupted,
         };
-        Ok(FindReport {
+        FindReport {
             groups: store,
             summary,
-        })
-    }
-}
-
-/// Reports groups that are new or have grown (see `groups::Registry`).
-fn emit(
-    state: &mut State,
-    force: bool,
-    first: &mut Option<Duration>,
-    started: Instant,
-    algo: HashAlgo,
-    on_event: &mut impl FnMut(FindEvent<'_>),
-) {
-    for g in state.take_due(force) {
-        first.get_or_insert_with(|| started.elapsed());
-        let group = DuplicateGroup {
-            id: g.id,
-            size: g.size,
-            hash: g.digest,
-            algo,
-            files: g.files,
-        };
-        on_event(FindEvent::Group(&group));
-    }
-}
-
-/// Applies one reader result to the state.
-fn apply(
-    state: &mut State,
-    d: Done,
-    stages: &mut [StageStats; 5],
-    errors: &mut [u64; ErrorKind::ALL.len()],
-    on_event: &mut impl FnMut(FindEvent<'_>),
-) {
-    let idx = match d.stage {
-        Some(s) => state::stage_index(Some(s)),
-        None => 4,
-    };
-    let st = &mut stages[idx];
-    st.files += 1;
-    st.bytes_read += d.bytes_read;
-    st.busy_ns += d.nanos;
-    let mut error = |e: EntryError| {
-        errors[e.kind.index()] += 1;
-        on_event(FindEvent::Error(&e));
-    };
-    match d.outcome {
-        Outcome::Failed(e) => {
-            state.failed(d.cand);
-            error(e);
-        }
-        Outcome::Cancelled => state.failed(d.cand),
-        Outcome::Key(k) => state.stage_done(d.cand, k, None),
-        Outcome::Full(digest) => state.stage_done(d.cand, digest.key(), Some(digest)),
-        Outcome::Same => state.verified(d.cand),
-        Outcome::Differ => state.differs(d.cand),
-        Outcome::OtherChanged(e) => {
-            state.other_changed(d.cand);
-            error(e);
         }
     }
 }

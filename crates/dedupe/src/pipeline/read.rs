@@ -16,121 +16,21 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::fs::{FileType, OFlags, Stat};
 
-use crate::entry::{time_ns, Base, EntryError, ErrorKind, FileId, Meta};
-use crate::hash::{quick_key, Digest, HashAlgo, Key};
+use super::keys::FileStamp;
+use super::msg::{Done, Outcome, Target, Task, TaskKind};
+use super::stage::{sample_offset, KeyRead, SMALL_FILE};
+use crate::entry::{time_ns, EntryError, ErrorKind, Meta};
+use crate::hash::{quick_key, Digest, HashAlgo};
 
-/// Files up to this size are hashed whole in a single read: a quick check
-/// would read most of them anyway.
-pub(crate) const SMALL_FILE: u64 = 64 * 1024;
-/// Bytes read at each end of a file by the quick check.
-pub(crate) const EDGE: u64 = 4 * 1024;
-/// Files above this size get the statistical stage before the full hash.
-pub(crate) const SAMPLED_FILE: u64 = 4 * 1024 * 1024;
-/// Samples taken by the statistical stage, and their size.
-pub(crate) const SAMPLES: u64 = 16;
-pub(crate) const SAMPLE: u64 = 4 * 1024;
 /// Read size for full hashes of large files (buffers are reused).
 pub(crate) const READ_BUF: usize = 1 << 18;
-
-/// A stage of the pipeline after the size bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// First and last 4 KiB.
-    Quick,
-    /// 16 blocks of 4 KiB spread evenly through the file.
-    Statistical,
-    /// The whole content, with the chosen algorithm.
-    Full,
-}
-
-impl Stage {
-    /// Name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Quick => "quick",
-            Stage::Statistical => "statistical",
-            Stage::Full => "full",
-        }
-    }
-}
-
-/// The stages a file of `size` bytes goes through once it shares its size
-/// with another file. Empty files need none: they are all equal.
-pub(crate) fn ladder(size: u64) -> &'static [Stage] {
-    match size {
-        0 => &[],
-        s if s <= SMALL_FILE => &[Stage::Full],
-        s if s <= SAMPLED_FILE => &[Stage::Quick, Stage::Full],
-        _ => &[Stage::Quick, Stage::Statistical, Stage::Full],
-    }
-}
-
-/// What the walk recorded about a file.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Expect {
-    pub size: u64,
-    pub id: FileId,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-/// A file to open: its path, how to open it, and what it must still be.
-#[derive(Clone, Debug)]
-pub(crate) struct Target {
-    pub path: PathBuf,
-    /// Its root's handle: opened beneath it, refusing symlinks. `None`:
-    /// opened by path, following symlinks (roots, `follow_links`).
-    pub base: Option<Arc<Base>>,
-    pub expect: Expect,
-}
-
-/// One unit of work.
-pub(crate) enum TaskKind {
-    /// Compute the key of a stage.
-    Stage(Stage),
-    /// Compare the file byte by byte with another that has the same hash.
-    Verify(Target),
-}
-
-pub(crate) struct Task {
-    pub cand: u32,
-    pub file: Target,
-    pub kind: TaskKind,
-}
-
-pub(crate) enum Outcome {
-    Key(Key),
-    Full(Digest),
-    /// Verified equal to the file it was compared with.
-    Same,
-    /// Same digest, different bytes: a hash collision.
-    Differ,
-    /// The file it was to be compared with changed or went away; that file
-    /// leaves its group.
-    OtherChanged(EntryError),
-    /// This file changed or could not be read; it leaves the pipeline.
-    Failed(EntryError),
-    /// The run was cancelled while this read went on.
-    Cancelled,
-}
-
-pub(crate) struct Done {
-    pub cand: u32,
-    pub outcome: Outcome,
-    /// The stage this was (None: verification).
-    pub stage: Option<Stage>,
-    pub bytes_read: u64,
-    pub nanos: u64,
-    /// The file's size.
-    pub size: u64,
-}
 
 /// Why a read stopped early.
 enum Stop {
@@ -149,7 +49,6 @@ impl From<EntryError> for Stop {
 pub(crate) struct Reader {
     buf: Vec<u8>,
     other: Vec<u8>,
-    algo: HashAlgo,
     /// Set when the run is cancelled: long reads stop at the next chunk.
     cancel: Arc<AtomicBool>,
     /// Runs between a read and its re-check, so tests can change a file
@@ -173,7 +72,7 @@ fn io_err(path: &Path, e: impl Into<io::Error>) -> EntryError {
 /// Checks an `fstat` against what the walk recorded. The status-change
 /// time is compared too: a rewrite that puts the modification time back
 /// (`cp -p`, `touch -r`) still moves it.
-fn check(path: &Path, st: &Stat, ex: &Expect) -> Result<(), EntryError> {
+fn check(path: &Path, st: &Stat, ex: &FileStamp) -> Result<(), EntryError> {
     let m = Meta::of_stat(st);
     if m.file_type != FileType::RegularFile {
         return Err(changed(path, "no longer a regular file"));
@@ -236,11 +135,10 @@ fn read_full_at(fd: &OwnedFd, buf: &mut [u8], mut offset: u64) -> io::Result<usi
 }
 
 impl Reader {
-    pub(crate) fn new(algo: HashAlgo, cancel: Arc<AtomicBool>) -> Reader {
+    pub(crate) fn new(cancel: Arc<AtomicBool>) -> Reader {
         Reader {
             buf: Vec::new(),
             other: Vec::new(),
-            algo,
             cancel,
             #[cfg(test)]
             after_read: None,
@@ -250,10 +148,7 @@ impl Reader {
     pub(crate) fn run(&mut self, task: Task) -> Done {
         let start = Instant::now();
         let mut bytes = 0;
-        let stage = match &task.kind {
-            TaskKind::Stage(s) => Some(*s),
-            TaskKind::Verify(_) => None,
-        };
+        let step = task.step();
         let outcome = match self.run_inner(&task, &mut bytes) {
             Ok(o) => o,
             Err(Stop::Failed(e)) => Outcome::Failed(e),
@@ -263,10 +158,9 @@ impl Reader {
         Done {
             cand: task.cand,
             outcome,
-            stage,
+            step,
             bytes_read: bytes,
             nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            size: task.file.expect.size,
         }
     }
 
@@ -280,32 +174,36 @@ impl Reader {
         let size = file.expect.size;
         let fd = open_checked(file)?;
         let out = match &task.kind {
-            TaskKind::Stage(Stage::Quick) => {
-                let head = EDGE.min(size);
-                let tail_at = size.saturating_sub(EDGE).max(head);
-                self.buf.resize((head + (size - tail_at)) as usize, 0);
-                let (h, t) = self.buf.split_at_mut(head as usize);
-                let n = read_full_at(&fd, h, 0).map_err(|e| io_err(path, e))?
-                    + read_full_at(&fd, t, tail_at).map_err(|e| io_err(path, e))?;
-                *bytes += n as u64;
-                if n != self.buf.len() {
-                    return Err(changed(path, "shorter than listed").into());
-                }
-                Outcome::Key(quick_key(&[&self.buf]))
-            }
-            TaskKind::Stage(Stage::Statistical) => {
-                self.buf.resize((SAMPLES * SAMPLE) as usize, 0);
-                for (i, chunk) in self.buf.chunks_mut(SAMPLE as usize).enumerate() {
-                    let at = sample_offset(size, i as u64);
-                    let n = read_full_at(&fd, chunk, at).map_err(|e| io_err(path, e))?;
+            TaskKind::Stage(spec) => match spec.read {
+                KeyRead::Edges { len } => {
+                    let head = len.min(size);
+                    let tail_at = size.saturating_sub(len).max(head);
+                    self.buf.resize((head + (size - tail_at)) as usize, 0);
+                    let (h, t) = self.buf.split_at_mut(head as usize);
+                    let n = read_full_at(&fd, h, 0).map_err(|e| io_err(path, e))?
+                        + read_full_at(&fd, t, tail_at).map_err(|e| io_err(path, e))?;
                     *bytes += n as u64;
-                    if n != chunk.len() {
+                    if n != self.buf.len() {
                         return Err(changed(path, "shorter than listed").into());
                     }
+                    Outcome::Key(quick_key(&[&self.buf]))
                 }
-                Outcome::Key(quick_key(&[&self.buf]))
-            }
-            TaskKind::Stage(Stage::Full) => Outcome::Full(self.full_hash(&fd, path, size, bytes)?),
+                KeyRead::Samples { count, len } => {
+                    self.buf.resize((count * len) as usize, 0);
+                    for (i, chunk) in self.buf.chunks_mut(len as usize).enumerate() {
+                        let at = sample_offset(size, len, count, i as u64);
+                        let n = read_full_at(&fd, chunk, at).map_err(|e| io_err(path, e))?;
+                        *bytes += n as u64;
+                        if n != chunk.len() {
+                            return Err(changed(path, "shorter than listed").into());
+                        }
+                    }
+                    Outcome::Key(quick_key(&[&self.buf]))
+                }
+                KeyRead::Whole(algo) => {
+                    Outcome::Full(self.full_hash(&fd, path, size, algo, bytes)?)
+                }
+            },
             TaskKind::Verify(other) => {
                 let ofd = open_checked(other).map_err(Stop::OtherChanged)?;
                 let same = self.same_bytes(&fd, &ofd, size, path, &other.path, bytes)?;
@@ -337,6 +235,7 @@ impl Reader {
         fd: &OwnedFd,
         path: &Path,
         size: u64,
+        algo: HashAlgo,
         bytes: &mut u64,
     ) -> Result<Digest, Stop> {
         if size > SMALL_FILE {
@@ -349,7 +248,7 @@ impl Reader {
             .saturating_add(1)
             .min(READ_BUF);
         self.buf.resize(want, 0);
-        let mut h = self.algo.hasher();
+        let mut h = algo.hasher();
         let mut off = 0u64;
         loop {
             if self.cancelled() {
@@ -418,14 +317,6 @@ impl Reader {
         }
         Ok(off == size)
     }
-}
-
-/// Where statistical sample `i` of a file of `size` bytes starts: spread
-/// evenly from the first byte to the last sample's end. Computed in 128
-/// bits: `span * i` overflows 64 bits for files over about 1 EiB.
-pub(crate) fn sample_offset(size: u64, i: u64) -> u64 {
-    let span = u128::from(size.saturating_sub(SAMPLE));
-    u64::try_from(span * u128::from(i) / u128::from(SAMPLES - 1)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -2,7 +2,15 @@
 //! can change under it.
 
 use super::*;
+use crate::entry::time_ns;
+use crate::pipeline::stage::{self, StageSpec, QUICK, STATISTICAL};
 use std::path::Path;
+
+const FULL: &StageSpec = stage::full(HashAlgo::Blake3);
+/// The statistical stage's blocks, as its spec defines them.
+const SAMPLES: u64 = 16;
+const SAMPLE: u64 = 4096;
+const EDGE: u64 = 4096;
 
 fn target(path: &Path) -> Target {
     let st = rustix::fs::stat(path).unwrap();
@@ -10,7 +18,7 @@ fn target(path: &Path) -> Target {
     Target {
         path: path.to_path_buf(),
         base: None,
-        expect: Expect {
+        expect: FileStamp {
             size: m.size,
             id: m.id,
             mtime_ns: time_ns(m.mtime),
@@ -20,7 +28,7 @@ fn target(path: &Path) -> Target {
 }
 
 fn reader() -> Reader {
-    Reader::new(HashAlgo::Blake3, Arc::new(AtomicBool::new(false)))
+    Reader::new(Arc::new(AtomicBool::new(false)))
 }
 
 fn run(r: &mut Reader, file: Target, kind: TaskKind) -> Done {
@@ -62,16 +70,11 @@ fn the_full_hash_covers_every_byte_in_every_size_regime() {
         let base = pattern(size);
         let a = t.path().join(format!("a{size}"));
         std::fs::write(&a, &base).unwrap();
-        let digest = |p: &Path, r: &mut Reader| match run(
-            r,
-            target(p),
-            TaskKind::Stage(Stage::Full),
-        )
-        .outcome
-        {
-            Outcome::Full(d) => d,
-            _ => panic!("no digest for {}", p.display()),
-        };
+        let digest =
+            |p: &Path, r: &mut Reader| match run(r, target(p), TaskKind::Stage(FULL)).outcome {
+                Outcome::Full(d) => d,
+                _ => panic!("no digest for {}", p.display()),
+            };
         let want = {
             let mut h = HashAlgo::Blake3.hasher();
             h.update(&base);
@@ -96,23 +99,27 @@ fn quick_and_statistical_keys_read_their_parts_only() {
     let a = t.path().join("a");
     std::fs::write(&a, &base).unwrap();
     let mut r = reader();
-    let key = |p: &Path, stage: Stage, r: &mut Reader| {
+    let key = |p: &Path, stage: &'static StageSpec, r: &mut Reader| {
         let d = run(r, target(p), TaskKind::Stage(stage));
         match d.outcome {
             Outcome::Key(k) => (k, d.bytes_read),
             _ => panic!("no key"),
         }
     };
-    let (quick, read) = key(&a, Stage::Quick, &mut r);
+    let (quick, read) = key(&a, &QUICK, &mut r);
     assert_eq!(read, 2 * EDGE, "head and tail only");
-    let (stat, read) = key(&a, Stage::Statistical, &mut r);
+    let (stat, read) = key(&a, &STATISTICAL, &mut r);
     assert_eq!(read, SAMPLES * SAMPLE);
     // The last byte is in the quick check's tail; a byte at a sample start
     // in the statistical key; a byte in neither changes neither.
     for (at, quick_differs, stat_differs) in [
         (size - 1, true, true),
         (0, true, true),
-        (sample_offset(size as u64, 7) as usize, false, true),
+        (
+            stage::sample_offset(size as u64, SAMPLE, SAMPLES, 7) as usize,
+            false,
+            true,
+        ),
         (size - 100_000, false, false),
     ] {
         let mut v = base.clone();
@@ -120,12 +127,12 @@ fn quick_and_statistical_keys_read_their_parts_only() {
         let b = t.path().join(format!("b{at}"));
         std::fs::write(&b, &v).unwrap();
         assert_eq!(
-            key(&b, Stage::Quick, &mut r).0 != quick,
+            key(&b, &QUICK, &mut r).0 != quick,
             quick_differs,
             "quick, byte {at}"
         );
         assert_eq!(
-            key(&b, Stage::Statistical, &mut r).0 != stat,
+            key(&b, &STATISTICAL, &mut r).0 != stat,
             stat_differs,
             "stat, byte {at}"
         );
@@ -135,9 +142,11 @@ fn quick_and_statistical_keys_read_their_parts_only() {
 #[test]
 fn sample_offsets_do_not_overflow() {
     let size = u64::MAX - 10;
-    let last = sample_offset(size, SAMPLES - 1);
+    let last = stage::sample_offset(size, SAMPLE, SAMPLES, SAMPLES - 1);
     assert_eq!(last, size - SAMPLE, "the last sample ends at the last byte");
-    let offsets: Vec<u64> = (0..SAMPLES).map(|i| sample_offset(size, i)).collect();
+    let offsets: Vec<u64> = (0..SAMPLES)
+        .map(|i| stage::sample_offset(size, SAMPLE, SAMPLES, i))
+        .collect();
     assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
 }
 
@@ -160,9 +169,14 @@ fn a_file_changed_during_its_read_is_caught() {
     let mut r = reader();
     let victim = a.clone();
     r.after_read = Some(Box::new(move || rewrite_keeping_mtime(&victim)));
-    for stage in [Stage::Quick, Stage::Statistical, Stage::Full] {
+    for stage in [&QUICK, &STATISTICAL, FULL] {
         let d = run(&mut r, target(&a), TaskKind::Stage(stage));
-        assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed), "{stage:?}");
+        assert_eq!(
+            kind_of(&d.outcome),
+            Some(ErrorKind::Changed),
+            "{}",
+            stage.id
+        );
     }
 }
 
@@ -174,7 +188,7 @@ fn a_file_changed_before_its_read_or_grown_or_shrunk_is_caught() {
     let mut r = reader();
     let expect = target(&a);
     rewrite_keeping_mtime(&a);
-    let d = run(&mut r, expect, TaskKind::Stage(Stage::Full));
+    let d = run(&mut r, expect, TaskKind::Stage(FULL));
     assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed));
     // Same inode, same recorded size, but the file is longer or shorter
     // when read.
@@ -182,7 +196,7 @@ fn a_file_changed_before_its_read_or_grown_or_shrunk_is_caught() {
         let expect = target(&a);
         let f = std::fs::File::options().write(true).open(&a).unwrap();
         f.set_len(len).unwrap();
-        let d = run(&mut r, expect, TaskKind::Stage(Stage::Full));
+        let d = run(&mut r, expect, TaskKind::Stage(FULL));
         let Outcome::Failed(e) = d.outcome else {
             panic!("a file of the wrong length was hashed")
         };
@@ -220,8 +234,8 @@ fn a_cancelled_read_stops_at_the_next_chunk() {
     let a = t.path().join("a");
     std::fs::write(&a, pattern(4 * READ_BUF)).unwrap();
     let cancel = Arc::new(AtomicBool::new(true));
-    let mut r = Reader::new(HashAlgo::Blake3, Arc::clone(&cancel));
-    let d = run(&mut r, target(&a), TaskKind::Stage(Stage::Full));
+    let mut r = Reader::new(Arc::clone(&cancel));
+    let d = run(&mut r, target(&a), TaskKind::Stage(FULL));
     assert!(matches!(d.outcome, Outcome::Cancelled));
     assert!(
         d.bytes_read < 4 * READ_BUF as u64,
@@ -247,7 +261,7 @@ fn a_fifo_in_place_of_a_file_is_not_read() {
         0,
     )
     .unwrap();
-    let d = run(&mut reader(), expect, TaskKind::Stage(Stage::Full));
+    let d = run(&mut reader(), expect, TaskKind::Stage(FULL));
     assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed));
     assert_eq!(d.bytes_read, 0);
 }

@@ -1,7 +1,10 @@
-//! The pipeline's bookkeeping: which files share which keys, as a trie per
-//! size (size -> quick key -> statistical key -> full digest). Pure data,
-//! no I/O: the coordinator feeds it walk entries and stage results, and it
-//! answers with tasks to run and groups to report.
+//! Grouping: which files share which keys, as a trie per size (size ->
+//! quick key -> statistical key -> full digest). Pure data, no I/O and no
+//! scheduling: the coordinator feeds it walk entries and stage results,
+//! and each call answers with a [`Placement`], what happened to the file
+//! (it waits, goes on to its next stage, settled, formed or joined a
+//! group, needs a byte comparison, or left). The coordinator routes that
+//! to the scheduler and the statistics.
 //!
 //! The rule that keeps work and memory small: a file advances to the next
 //! stage only once another file shares its key at the current one. A lone
@@ -21,15 +24,15 @@
 //! Memory is what bounds a 10^7-file run, so the maps are packed: a slot is
 //! a tagged `u32`, a key four `u32`s (a 20-byte map entry).
 
-use std::collections::BinaryHeap;
-
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::groups::{Aliases, DuplicateGroupParts, GroupStore, Member, Registry};
+use super::keys::FileStamp;
+use super::msg::{Target, Task, TaskKind};
 use super::paths::{Names, PathRef};
-use super::read::{ladder, Expect, Stage, Target, Task, TaskKind};
 use super::slab::Slab;
+use super::stage::{Ladder, Step};
 use crate::entry::{time_ns, FileEntry, FileId};
 use crate::hash::{quick_key, Digest, HashAlgo, Key};
 
@@ -48,6 +51,61 @@ struct Pending {
     probe: u32,
     digest: Digest,
     other: FileId,
+}
+
+/// What happened to a file the trie was given, for the coordinator to
+/// route: reads to schedule, counts to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Alone under its key for now: nothing to do until a twin comes.
+    Waiting,
+    /// Another path to a file already placed: never read.
+    Collapsed,
+    /// Files that share their key at `step` and go on to their next
+    /// stage: `cand`, and `woke` if it had been waiting alone.
+    Advance {
+        cand: u32,
+        woke: Option<u32>,
+        step: Step,
+        size: u64,
+    },
+    /// Fully hashed and alone (or taking the place of a file that left).
+    Settled,
+    /// A group of two formed at `step`.
+    Grouped { step: Step, size: u64 },
+    /// The file joined a group at `step`.
+    Joined { step: Step, size: u64 },
+    /// `cand` has a digest that a formed group or a settled file has too:
+    /// its bytes must be compared with that file's (`--verify`).
+    Verify { cand: u32, size: u64 },
+    /// The file left the pipeline (unreadable, changed, or abandoned).
+    Left,
+}
+
+impl Placement {
+    /// Files that passed `step` (shared their key there), if any.
+    pub(crate) fn passed(&self) -> Option<(Step, u64, u64)> {
+        match *self {
+            Placement::Advance {
+                woke, step, size, ..
+            } => Some((step, 1 + u64::from(woke.is_some()), size)),
+            Placement::Grouped { step, size } => Some((step, 2, size)),
+            Placement::Joined { step, size } => Some((step, 1, size)),
+            _ => None,
+        }
+    }
+
+    /// Candidates to queue for a read, with their size.
+    pub(crate) fn reads(&self) -> impl Iterator<Item = (u32, u64)> {
+        let (a, b) = match *self {
+            Placement::Advance {
+                cand, woke, size, ..
+            } => (Some((cand, size)), woke.map(|w| (w, size))),
+            Placement::Verify { cand, size } => (Some((cand, size)), None),
+            _ => (None, None),
+        };
+        b.into_iter().chain(a)
+    }
 }
 
 /// What sits under one key, packed into a `u32` in the maps (see
@@ -145,43 +203,6 @@ struct Node {
     children: HashMap<PackedKey, u32>,
 }
 
-/// A task waiting for a worker, ordered largest file first, then oldest.
-struct Ready {
-    size: u64,
-    seq: u64,
-    cand: u32,
-}
-
-impl PartialEq for Ready {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-impl Eq for Ready {}
-impl PartialOrd for Ready {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ready {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.size
-            .cmp(&other.size)
-            .then_with(|| other.seq.cmp(&self.seq))
-    }
-}
-
-/// Index of a stage in the `passed` counts: size, quick, statistical,
-/// full.
-pub(crate) fn stage_index(s: Option<Stage>) -> usize {
-    match s {
-        None => 0,
-        Some(Stage::Quick) => 1,
-        Some(Stage::Statistical) => 2,
-        Some(Stage::Full) => 3,
-    }
-}
-
 /// How the trie decides.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rules {
@@ -191,8 +212,6 @@ pub(crate) struct Rules {
     pub hard_links: bool,
     /// Symlinks are followed, so any file may be reached twice.
     pub follow_links: bool,
-    /// Files at least this large are "large".
-    pub large: u64,
     /// Files accepted before the run stops with [`TooManyFiles`]
     /// ([`MAX_FILES`]; smaller in tests).
     pub max_files: u64,
@@ -202,8 +221,9 @@ pub(crate) struct Rules {
 #[derive(Debug)]
 pub(crate) struct TooManyFiles;
 
-pub(crate) struct State {
+pub(crate) struct Trie {
     rules: Rules,
+    ladder: Ladder,
     names: Names,
     cands: Slab<Cand>,
     /// Byte comparisons candidates wait for (`--verify`), with what each
@@ -216,25 +236,14 @@ pub(crate) struct State {
     /// Inodes that may have more than one path, with the first path in
     /// report order: each is read once and shown by that path.
     aliases: Aliases,
-    /// Waiting tasks, small and large files apart (large ones may be
-    /// limited to one reader at a time).
-    ready_small: BinaryHeap<Ready>,
-    ready_large: BinaryHeap<Ready>,
-    seq: u64,
     accepted: u64,
-    /// Per stage (see [`stage_index`]): files that shared their key after
-    /// it, so were still candidates.
-    pub(crate) passed: [u64; 4],
-    pub(crate) collapsed_links: u64,
-    /// Net candidates at rest (alone for now, grouped, or failed), and
-    /// their bytes: the progress bar's position.
-    settled: (i64, i64),
 }
 
-impl State {
-    pub(crate) fn new(rules: Rules) -> State {
-        State {
+impl Trie {
+    pub(crate) fn new(rules: Rules) -> Trie {
+        Trie {
             rules,
+            ladder: Ladder::new(rules.algo),
             names: Names::default(),
             cands: Slab::default(),
             verifying: HashMap::default(),
@@ -243,19 +252,12 @@ impl State {
             nodes: Vec::new(),
             groups: Registry::default(),
             aliases: Aliases::default(),
-            ready_small: BinaryHeap::new(),
-            ready_large: BinaryHeap::new(),
-            seq: 0,
             accepted: 0,
-            passed: [0; 4],
-            collapsed_links: 0,
-            settled: (0, 0),
         }
     }
 
-    /// A file from the walk. Pushes sizes of files that became candidates
-    /// (for progress).
-    pub(crate) fn add(&mut self, e: &FileEntry, became: &mut Vec<u64>) -> Result<(), TooManyFiles> {
+    /// A file from the walk.
+    pub(crate) fn add(&mut self, e: &FileEntry) -> Result<Placement, TooManyFiles> {
         // With -H hard links are files of their own, but a bind-mounted
         // file is still its source (it is not a second directory entry).
         let aliased = if self.rules.hard_links {
@@ -268,12 +270,11 @@ impl State {
             if let Some(first) = self.aliases.get(&e.id) {
                 // Another path to an inode already here: only its name,
                 // and only if it comes first in report order, is kept.
-                self.collapsed_links += 1;
                 if self.names.cmp_parts(e.dir(), name, first).is_lt() {
                     let path = self.path_of(e);
                     self.aliases.insert(e.id, path);
                 }
-                return Ok(());
+                return Ok(Placement::Collapsed);
             }
         }
         let path = self.path_of(e);
@@ -293,8 +294,7 @@ impl State {
             mount_root: e.is_mount_root(),
         };
         let c = self.cands.insert(Cand { member, node: ROOT });
-        self.place(c, ROOT, [e.size, 0], None, became);
-        Ok(())
+        Ok(self.place(c, ROOT, [e.size, 0], None))
     }
 
     /// `e`'s path, its name stored in the arena.
@@ -357,187 +357,171 @@ impl State {
 
     /// Two paths of one inode met at a settled slot: keep the one first in
     /// report order in `kept`.
-    fn collapse_into(&mut self, kept: &mut Member, other: Member) {
-        self.collapsed_links += 1;
+    fn collapse_into(&self, kept: &mut Member, other: Member) {
         if self.names.cmp(&other.path, &kept.path).is_lt() {
             *kept = other;
         }
     }
 
-    /// Joins `member` to group `g`, counting a bind-mount alias as
-    /// collapsed instead.
-    fn join_group(&mut self, g: u32, member: Member) -> bool {
-        let joined = self.groups.join(g, member, &self.names);
-        if !joined {
-            self.collapsed_links += 1;
+    /// Joins `member` to group `g` (a bind-mount alias of a member
+    /// collapses into it instead).
+    fn join_group(&mut self, g: u32, member: Member, step: Step, size: u64) -> Placement {
+        if self.groups.join(g, member, &self.names) {
+            Placement::Joined { step, size }
+        } else {
+            Placement::Collapsed
         }
-        joined
     }
 
     fn size_of(&self, parent: u32) -> u64 {
         self.nodes[parent as usize].size
     }
 
+    /// The size of candidate `c`'s file.
+    pub(crate) fn cand_size(&self, c: u32) -> u64 {
+        match self.cand(c).node {
+            ROOT => 0,
+            n => self.size_of(n),
+        }
+    }
+
     /// Puts candidate `c`, whose key under `parent` is `key`, in the trie.
-    fn place(
-        &mut self,
-        c: u32,
-        parent: u32,
-        key: Key,
-        digest: Option<Digest>,
-        became: &mut Vec<u64>,
-    ) {
+    fn place(&mut self, c: u32, parent: u32, key: Key, digest: Option<Digest>) -> Placement {
         let (size, steps) = if parent == ROOT {
             (key[0], 0usize)
         } else {
             let n = &self.nodes[parent as usize];
             (n.size, n.step as usize + 1)
         };
-        if steps == ladder(size).len() {
-            match digest {
+        if steps == self.ladder.steps(size) {
+            return match digest {
                 // Only a full-hash result carries a digest (never at the root).
                 Some(d) => self.place_final(c, parent, d, 0),
                 // Empty files: nothing to read, all equal.
-                None => self.place_empty(c, size, became),
-            }
-            return;
+                None => self.place_empty(c, size),
+            };
         }
-        let stage_idx = if steps == 0 {
-            0
-        } else {
-            stage_index(Some(ladder(size)[steps - 1]))
+        let step = match steps {
+            0 => Step::Size,
+            n => Step::Stage(self.ladder.step(size, n - 1).stage),
         };
         let existing = self.get_slot(parent, key);
-        let new_slot = match existing {
+        let (slot, placement) = match existing {
             Some(Slot::Waiting(o)) => {
-                if steps > 0 {
-                    self.settle(-1, size); // `o` is back at work
-                }
                 let n = self.nodes.len() as u32;
                 self.nodes.push(Node {
                     size,
                     step: steps as u8,
                     children: HashMap::default(),
                 });
-                self.passed[stage_idx] += 2;
-                if steps == 0 {
-                    became.extend([size, size]);
-                }
                 for x in [o, c] {
                     self.cand_mut(x).node = n;
-                    self.schedule(x, size);
                 }
-                Slot::Node(n)
+                let woke = Some(o);
+                let p = Placement::Advance {
+                    cand: c,
+                    woke,
+                    step,
+                    size,
+                };
+                (Slot::Node(n), p)
             }
             Some(Slot::Node(n)) => {
-                self.passed[stage_idx] += 1;
-                if steps == 0 {
-                    became.push(size);
-                }
                 self.cand_mut(c).node = n;
-                self.schedule(c, size);
-                Slot::Node(n)
+                let p = Placement::Advance {
+                    cand: c,
+                    woke: None,
+                    step,
+                    size,
+                };
+                (Slot::Node(n), p)
             }
             // Nothing here yet (settled slots exist only at the last level).
             _ => {
-                if steps > 0 {
-                    self.settle(1, size);
-                }
                 self.cand_mut(c).node = parent;
-                Slot::Waiting(c)
+                (Slot::Waiting(c), Placement::Waiting)
             }
         };
-        if existing != Some(new_slot) {
-            self.put_slot(parent, key, new_slot);
+        if existing != Some(slot) {
+            self.put_slot(parent, key, slot);
         }
+        placement
     }
 
     /// An empty file (its size is its whole content).
-    fn place_empty(&mut self, c: u32, size: u64, became: &mut Vec<u64>) {
+    fn place_empty(&mut self, c: u32, size: u64) -> Placement {
         let key = [size, 0];
         let member = self.take(c).member;
         let digest = self.rules.algo.hasher().finish();
-        let slot = match self.get_slot(ROOT, key) {
+        let (slot, placement) = match self.get_slot(ROOT, key) {
             Some(Slot::Single(i)) if Self::one_file(&self.single(i).member, &member) => {
                 let mut s = self.take_single(i);
                 self.collapse_into(&mut s.member, member);
-                Slot::Single(self.add_single(s))
+                (Slot::Single(self.add_single(s)), Placement::Collapsed)
             }
             Some(Slot::Single(i)) => {
                 let first = self.take_single(i).member;
-                self.passed[0] += 2;
-                became.extend([size, size]);
-                self.settle(2, size);
-                Slot::Group(self.groups.create(size, digest, 0, vec![first, member]))
+                let g = self.groups.create(size, digest, 0, vec![first, member]);
+                let step = Step::Size;
+                (Slot::Group(g), Placement::Grouped { step, size })
             }
-            Some(Slot::Group(g)) => {
-                if self.join_group(g, member) {
-                    self.passed[0] += 1;
-                    became.push(size);
-                    self.settle(1, size);
-                }
-                Slot::Group(g)
+            Some(Slot::Group(g)) => (Slot::Group(g), self.join_group(g, member, Step::Size, size)),
+            _ => {
+                let single = Single {
+                    member,
+                    tail: [0; 16],
+                };
+                (Slot::Single(self.add_single(single)), Placement::Waiting)
             }
-            _ => Slot::Single(self.add_single(Single {
-                member,
-                tail: [0; 16],
-            })),
         };
         self.put_slot(ROOT, key, slot);
+        placement
     }
 
     /// Candidate `c`, fully hashed to `digest`, at the last level under
     /// `parent`, looking from probe `k` on for the slot of its content.
-    fn place_final(&mut self, c: u32, parent: u32, digest: Digest, mut k: u32) {
+    fn place_final(&mut self, c: u32, parent: u32, digest: Digest, mut k: u32) -> Placement {
         let size = self.size_of(parent);
-        let full = stage_index(Some(Stage::Full));
+        let full = Step::Stage(self.ladder.full().stage);
         loop {
             let key = probe_key(&digest, k);
             match self.get_slot(parent, key) {
                 None => {
-                    self.settle(1, size);
                     let member = self.take(c).member;
                     let i = self.add_single(Single {
                         member,
                         tail: tail(&digest),
                     });
                     self.put_slot(parent, key, Slot::Single(i));
-                    return;
+                    return Placement::Settled;
                 }
                 Some(Slot::Single(i)) if self.single(i).tail == tail(&digest) => {
                     if Self::one_file(&self.single(i).member, &self.cand(c).member) {
-                        self.settle(1, size);
                         let member = self.take(c).member;
                         let mut s = self.take_single(i);
                         self.collapse_into(&mut s.member, member);
                         let j = self.add_single(s);
                         self.put_slot(parent, key, Slot::Single(j));
-                        return;
+                        return Placement::Collapsed;
                     }
                     if self.rules.verify {
                         let other = self.single(i).member.id;
-                        return self.schedule_verify(c, k, digest, other);
+                        return self.verify(c, k, digest, other);
                     }
                     let first = self.take_single(i).member;
                     let member = self.take(c).member;
-                    self.passed[full] += 2;
-                    self.settle(1, size);
                     let g = self.groups.create(size, digest, k, vec![first, member]);
                     self.put_slot(parent, key, Slot::Group(g));
-                    return;
+                    return Placement::Grouped { step: full, size };
                 }
                 Some(Slot::Group(g)) if self.groups.get(g).digest == digest => {
                     let members = &self.groups.get(g).members;
                     if self.rules.verify && !members.is_empty() {
                         let other = members[0].id;
-                        return self.schedule_verify(c, k, digest, other);
+                        return self.verify(c, k, digest, other);
                     }
-                    self.settle(1, size);
                     let member = self.take(c).member;
-                    if self.join_group(g, member) {
-                        self.passed[full] += 1;
-                    }
-                    return;
+                    return self.join_group(g, member, full, size);
                 }
                 // Another content whose digest shares the key's bits, or
                 // bytes `--verify` found to differ: look further.
@@ -546,7 +530,8 @@ impl State {
         }
     }
 
-    fn schedule_verify(&mut self, c: u32, probe: u32, digest: Digest, other: FileId) {
+    /// `c` is to be compared with `other`, a file at probe `probe`.
+    fn verify(&mut self, c: u32, probe: u32, digest: Digest, other: FileId) -> Placement {
         let size = self.size_of(self.cand(c).node);
         self.verifying.insert(
             c,
@@ -556,42 +541,14 @@ impl State {
                 other,
             },
         );
-        self.schedule(c, size);
-    }
-
-    fn schedule(&mut self, c: u32, size: u64) {
-        self.seq += 1;
-        let heap = if size >= self.rules.large {
-            &mut self.ready_large
-        } else {
-            &mut self.ready_small
-        };
-        heap.push(Ready {
-            size,
-            seq: self.seq,
-            cand: c,
-        });
+        Placement::Verify { cand: c, size }
     }
 
     /// A stage result: the candidate's key at the stage it was in (with the
     /// whole digest at the last stage).
-    pub(crate) fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) {
+    pub(crate) fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) -> Placement {
         let parent = self.cand(c).node;
-        self.place(c, parent, key, digest, &mut Vec::new());
-    }
-
-    fn settle(&mut self, files: i64, size: u64) {
-        let size = i64::try_from(size).unwrap_or(i64::MAX);
-        self.settled.0 += files;
-        self.settled.1 = self.settled.1.saturating_add(files.saturating_mul(size));
-    }
-
-    /// Candidates at rest so far, and their bytes.
-    pub(crate) fn settled(&self) -> (u64, u64) {
-        (
-            u64::try_from(self.settled.0).unwrap_or(0),
-            u64::try_from(self.settled.1).unwrap_or(0),
-        )
+        self.place(c, parent, key, digest)
     }
 
     fn pending(&mut self, c: u32) -> Pending {
@@ -601,29 +558,25 @@ impl State {
     }
 
     /// `c` proved byte-equal to the file it was compared with.
-    pub(crate) fn verified(&mut self, c: u32) {
+    pub(crate) fn verified(&mut self, c: u32) -> Placement {
         let p = self.pending(c);
         let parent = self.cand(c).node;
         let size = self.size_of(parent);
         let key = probe_key(&p.digest, p.probe);
-        let full = stage_index(Some(Stage::Full));
+        let full = Step::Stage(self.ladder.full().stage);
         match self.get_slot(parent, key) {
             Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
                 let first = self.take_single(i).member;
                 let member = self.take(c).member;
-                self.passed[full] += 2;
-                self.settle(1, size);
                 let g = self
                     .groups
                     .create(size, p.digest, p.probe, vec![first, member]);
                 self.put_slot(parent, key, Slot::Group(g));
+                Placement::Grouped { step: full, size }
             }
             Some(Slot::Group(g)) if self.groups.get(g).members.iter().any(|m| m.id == p.other) => {
-                self.settle(1, size);
                 let member = self.take(c).member;
-                if self.join_group(g, member) {
-                    self.passed[full] += 1;
-                }
+                self.join_group(g, member, full, size)
             }
             // The file it matched left meanwhile: place it afresh.
             _ => self.place_final(c, parent, p.digest, p.probe),
@@ -632,15 +585,15 @@ impl State {
 
     /// `c` has the digest of the files at its probe but not their bytes:
     /// a hash collision. It goes on to the next probe, a group of its own.
-    pub(crate) fn differs(&mut self, c: u32) {
+    pub(crate) fn differs(&mut self, c: u32) -> Placement {
         let p = self.pending(c);
         let parent = self.cand(c).node;
-        self.place_final(c, parent, p.digest, p.probe + 1);
+        self.place_final(c, parent, p.digest, p.probe + 1)
     }
 
     /// The file `c` was to be compared with changed during the run: that
     /// file leaves its slot, and `c` is placed again.
-    pub(crate) fn other_changed(&mut self, c: u32) {
+    pub(crate) fn other_changed(&mut self, c: u32) -> Placement {
         let p = self.pending(c);
         let parent = self.cand(c).node;
         let key = probe_key(&p.digest, p.probe);
@@ -648,7 +601,6 @@ impl State {
             Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
                 // `c` takes the changed file's place.
                 let member = self.take(c).member;
-                self.settle(1, self.size_of(parent));
                 self.singles.replace(
                     i,
                     Single {
@@ -656,79 +608,36 @@ impl State {
                         tail: tail(&p.digest),
                     },
                 );
+                Placement::Settled
             }
             Some(Slot::Group(g)) => {
                 self.groups.remove(g, p.other);
                 if self.groups.get(g).members.is_empty() {
+                    // `c` takes the place of the group's last member.
                     let member = self.take(c).member;
-                    self.settle(1, self.size_of(parent));
-                    self.join_group(g, member);
+                    self.groups.join(g, member, &self.names);
+                    Placement::Settled
                 } else {
-                    self.place_final(c, parent, p.digest, p.probe);
+                    self.place_final(c, parent, p.digest, p.probe)
                 }
             }
             _ => self.place_final(c, parent, p.digest, p.probe),
         }
     }
 
-    /// A candidate that could not be read leaves the pipeline.
-    pub(crate) fn failed(&mut self, c: u32) {
+    /// A candidate that could not be read, or will not be (the run was
+    /// cancelled), leaves the pipeline.
+    pub(crate) fn failed(&mut self, c: u32) -> Placement {
         self.verifying.remove(&c);
-        let cand = self.take(c);
-        if cand.node != ROOT {
-            let size = self.nodes[cand.node as usize].size;
-            self.settle(1, size);
-        }
-    }
-
-    /// Tasks waiting for a reader.
-    pub(crate) fn ready_len(&self) -> usize {
-        self.ready_small.len() + self.ready_large.len()
-    }
-
-    pub(crate) fn has_ready(&self) -> bool {
-        self.ready_len() > 0
-    }
-
-    /// Drops every waiting task and its candidate: nothing will read them
-    /// now (the run was cancelled).
-    pub(crate) fn clear_ready(&mut self) {
-        let waiting: Vec<u32> = self
-            .ready_small
-            .drain()
-            .chain(self.ready_large.drain())
-            .map(|r| r.cand)
-            .collect();
-        for c in waiting {
-            self.verifying.remove(&c);
-            self.take(c);
-        }
-    }
-
-    /// The next job: one large file (largest first) if `allow_large`,
-    /// otherwise up to `max_small` small files, largest first. Large files
-    /// get a reader to themselves; small ones share a channel message.
-    pub(crate) fn next_job(&mut self, max_small: usize, allow_large: bool) -> Option<Vec<Task>> {
-        if allow_large {
-            if let Some(r) = self.ready_large.pop() {
-                return Some(vec![self.task(r.cand)]);
-            }
-        }
-        let mut tasks = Vec::new();
-        while tasks.len() < max_small {
-            let Some(r) = self.ready_small.pop() else {
-                break;
-            };
-            tasks.push(self.task(r.cand));
-        }
-        (!tasks.is_empty()).then_some(tasks)
+        self.take(c);
+        Placement::Left
     }
 
     fn target(&self, m: &Member, size: u64) -> Target {
         Target {
             path: self.names.path(&m.path),
             base: m.path.dir.base().cloned(),
-            expect: Expect {
+            expect: FileStamp {
                 size,
                 id: m.id,
                 mtime_ns: m.mtime_ns,
@@ -753,7 +662,8 @@ impl State {
         Some(self.target(m, size))
     }
 
-    fn task(&self, c: u32) -> Task {
+    /// The read candidate `c` waits for.
+    pub(crate) fn task(&self, c: u32) -> Task {
         let cand = self.cand(c);
         let node = &self.nodes[cand.node as usize];
         let file = self.target(&cand.member, node.size);
@@ -762,9 +672,9 @@ impl State {
                 Some(t) => TaskKind::Verify(t),
                 // Cannot happen (a slot's files leave only through this
                 // candidate's own result); re-hashing is always safe.
-                None => TaskKind::Stage(Stage::Full),
+                None => TaskKind::Stage(self.ladder.full()),
             },
-            None => TaskKind::Stage(ladder(node.size)[node.step as usize]),
+            None => TaskKind::Stage(self.ladder.step(node.size, node.step as usize)),
         };
         Task {
             cand: c,

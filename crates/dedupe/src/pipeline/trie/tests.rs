@@ -3,7 +3,10 @@
 use super::*;
 use crate::entry::{DirPath, EntryKind};
 use crate::hash::HashAlgo;
-use crate::pipeline::read::Outcome;
+use crate::pipeline::msg::Outcome;
+use crate::pipeline::schedule::Scheduler;
+use crate::pipeline::stage::Stage;
+use crate::pipeline::stats::Stats;
 use std::path::PathBuf;
 
 fn rules() -> Rules {
@@ -12,8 +15,101 @@ fn rules() -> Rules {
         verify: false,
         hard_links: false,
         follow_links: false,
-        large: 1 << 20,
         max_files: MAX_FILES,
+    }
+}
+
+/// The trie with placements routed as the coordinator routes them, reads
+/// answered by hand.
+struct State {
+    trie: Trie,
+    sched: Scheduler,
+    stats: Stats,
+}
+
+impl State {
+    fn new(rules: Rules) -> State {
+        State {
+            trie: Trie::new(rules),
+            sched: Scheduler::new(1, false),
+            stats: Stats::default(),
+        }
+    }
+
+    fn route(&mut self, p: Placement) {
+        self.stats.placed(&p);
+        for (c, size) in p.reads() {
+            self.sched.push(c, size);
+        }
+    }
+
+    /// Adds `e`; pushes the sizes of files that became candidates.
+    fn add(&mut self, e: &FileEntry, became: &mut Vec<u64>) -> Result<(), TooManyFiles> {
+        let p = self.trie.add(e)?;
+        if let Some((Step::Size, n, size)) = p.passed() {
+            became.extend(std::iter::repeat_n(size, n as usize));
+        }
+        self.route(p);
+        Ok(())
+    }
+
+    fn ready_len(&self) -> usize {
+        self.sched.ready_len()
+    }
+
+    fn has_ready(&self) -> bool {
+        self.ready_len() > 0
+    }
+
+    /// The next job's tasks, taken off the queue at once.
+    fn next_job(&mut self) -> Option<Vec<Task>> {
+        let job = self.sched.next_job()?;
+        self.sched.job_done(job.large, (0, 0));
+        Some(
+            job.cands
+                .iter()
+                .map(|&c| {
+                    self.sched.finished(self.trie.cand_size(c));
+                    self.trie.task(c)
+                })
+                .collect(),
+        )
+    }
+
+    fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) {
+        let p = self.trie.stage_done(c, key, digest);
+        self.route(p);
+    }
+
+    fn verified(&mut self, c: u32) {
+        let p = self.trie.verified(c);
+        self.route(p);
+    }
+
+    fn differs(&mut self, c: u32) {
+        let p = self.trie.differs(c);
+        self.route(p);
+    }
+
+    fn other_changed(&mut self, c: u32) {
+        let p = self.trie.other_changed(c);
+        self.route(p);
+    }
+
+    fn take_due(&mut self, force: bool) -> Vec<DuplicateGroupParts> {
+        self.trie.take_due(force)
+    }
+
+    fn into_store(self) -> GroupStore {
+        self.trie.into_store()
+    }
+
+    fn collapsed_links(&self) -> u64 {
+        self.stats.collapsed
+    }
+
+    fn passed(&self) -> [u64; 5] {
+        self.stats.passed()
     }
 }
 
@@ -70,10 +166,10 @@ fn add(s: &mut State, e: &FileEntry) {
 /// Runs every ready task: full hashes answered with `content(task)`,
 /// verifications with `same(task)`.
 fn drain(s: &mut State, content: impl Fn(&Task) -> Digest, same: impl Fn(&Task) -> Outcome) {
-    while let Some(job) = s.next_job(64, true) {
+    while let Some(job) = s.next_job() {
         for t in job {
             match &t.kind {
-                TaskKind::Stage(Stage::Full) => {
+                TaskKind::Stage(spec) if spec.stage == Stage::Full => {
                     let d = content(&t);
                     s.stage_done(t.cand, d.key(), Some(d));
                 }
@@ -155,7 +251,7 @@ fn hard_links_collapse_to_their_first_path_unless_asked() {
     add(&mut s, &linked("z"));
     add(&mut s, &linked("b"));
     add(&mut s, &entry(&dir, "copy", 10, 43));
-    assert_eq!(s.collapsed_links, 1);
+    assert_eq!(s.collapsed_links(), 1);
     assert_eq!(s.ready_len(), 2, "the inode is read once");
     drain(&mut s, |_| digest(1), no_verify);
     let g = s.take_due(true);
@@ -183,7 +279,7 @@ fn a_followed_symlink_and_its_target_are_one_file() {
         // The target (nlink 1) first: only `follow_links` records it.
         add(&mut s, &target);
         add(&mut s, &link);
-        assert_eq!(s.collapsed_links, u64::from(follow_links));
+        assert_eq!(s.collapsed_links(), u64::from(follow_links));
     }
 }
 
@@ -307,29 +403,6 @@ fn verify_drops_the_member_that_changed_and_keeps_the_candidate() {
 }
 
 #[test]
-fn larger_files_are_served_first_and_small_ones_batched() {
-    let dir = DirPath::new("/d", 0);
-    let mut s = State::new(Rules {
-        large: 1000,
-        ..rules()
-    });
-    for (i, size) in [5u64, 5, 7000, 7000, 300, 300].into_iter().enumerate() {
-        add(&mut s, &entry(&dir, &format!("f{i}"), size, i as u64 + 1));
-    }
-    let job = s.next_job(64, true).unwrap();
-    assert_eq!(job.len(), 1, "a large file is a job alone");
-    assert_eq!(job[0].file.expect.size, 7000);
-    let job = s.next_job(64, false).unwrap();
-    let sizes: Vec<u64> = job.iter().map(|t| t.file.expect.size).collect();
-    assert_eq!(
-        sizes,
-        [300, 300, 5, 5],
-        "large files held back, small ones batched, larger first"
-    );
-    assert_eq!(s.next_job(64, true).unwrap()[0].file.expect.size, 7000);
-}
-
-#[test]
 fn slots_and_keys_pack_losslessly() {
     for slot in [
         Slot::Waiting(0),
@@ -402,7 +475,7 @@ fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
     add(&mut s, &with("a-alias", 1, true));
     drain(&mut s, |_| digest(4), no_verify);
     assert!(s.take_due(true).is_empty(), "one inode is no group");
-    assert_eq!(s.collapsed_links, 1);
+    assert_eq!(s.collapsed_links(), 1);
     // A real copy makes a group of two, shown by the alias's path, the
     // first of the inode's paths in report order.
     add(&mut s, &with("m-copy", 2, false));
@@ -413,7 +486,7 @@ fn a_file_bind_mount_is_its_source_and_shows_its_first_path() {
     // A second bind mount of the same file meets the group: not a member.
     add(&mut s, &with("b-alias2", 1, true));
     drain(&mut s, |_| digest(4), no_verify);
-    assert_eq!(s.collapsed_links, 2);
+    assert_eq!(s.collapsed_links(), 2);
     assert!(s.take_due(true).is_empty(), "the group did not grow");
 }
 
@@ -424,14 +497,14 @@ fn empty_files_are_one_group_and_their_aliases_collapse() {
     let mut s = State::new(rules());
     add(&mut s, &with("e1", 1, false));
     add(&mut s, &with("alias", 1, true));
-    assert_eq!(s.collapsed_links, 1, "a bind mount of an empty file");
+    assert_eq!(s.collapsed_links(), 1, "a bind mount of an empty file");
     assert!(s.take_due(true).is_empty());
     add(&mut s, &with("e2", 2, false));
     add(&mut s, &with("e3", 3, false));
     assert!(!s.has_ready(), "empty files are never read");
     let g = s.take_due(true);
     assert_eq!(names(&g[0].files), ["alias", "e2", "e3"]);
-    assert_eq!(s.passed[0], 3, "three candidates at the size stage");
+    assert_eq!(s.passed()[0], 3, "three candidates at the size stage");
 }
 
 #[test]

@@ -1,0 +1,81 @@
+//! Where stage keys come from. The pipeline asks "what is this file's key
+//! under this stage spec?" just before it would read the file. A
+//! [`KeySource`] given to the finder (a hash cache, a manifest recorded on
+//! another host) may answer from what it knows; whatever it does not
+//! answer goes to the reader threads, which answer by reading.
+//!
+//! Questions come in batches (the files of one job, up to 64), so a source
+//! backed by a database can look them up together. Byte comparisons
+//! (`--verify`) are never asked: they must read.
+
+use std::path::Path;
+
+use super::stage::{KeyRead, StageSpec};
+use crate::entry::FileId;
+use crate::hash::{Digest, Key};
+
+/// What the walk recorded about a file; a stored key is valid only for a
+/// file that still matches all of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Device and inode.
+    pub id: FileId,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the epoch: a rewrite that
+    /// puts the modification time back (`cp -p`, `touch -r`) moves it.
+    pub ctime_ns: i64,
+}
+
+/// One question: the key of `path` under `spec`.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRequest<'a> {
+    /// The file as the walk reached it.
+    pub path: &'a Path,
+    /// What the walk recorded about it.
+    pub stamp: FileStamp,
+    /// The stage whose key is wanted.
+    pub spec: &'static StageSpec,
+}
+
+/// A stage key: 128 bits for the partial stages, the whole digest for the
+/// full one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StageKey {
+    /// The key of a quick or statistical stage.
+    Partial(Key),
+    /// The digest of the whole content.
+    Full(Digest),
+}
+
+impl StageKey {
+    /// Whether this is the kind of key `spec` produces: a partial key for
+    /// the partial stages, a digest of the right length for the full one.
+    pub fn fits(&self, spec: &StageSpec) -> bool {
+        match (self, spec.read) {
+            (StageKey::Partial(_), KeyRead::Edges { .. } | KeyRead::Samples { .. }) => true,
+            (StageKey::Full(d), KeyRead::Whole(algo)) => d.as_bytes().len() == algo.digest_len(),
+            _ => false,
+        }
+    }
+}
+
+/// Answers key questions without reading (see the module docs).
+pub trait KeySource: Send {
+    /// Fills `answers[i]` for the requests it can answer (each starts as
+    /// `None`). An answer must be the key the file's current bytes have
+    /// under the request's spec: the finder trusts it as it trusts a read.
+    fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]);
+
+    /// A key the readers computed for a file that did not change while it
+    /// was read. A cache stores it here.
+    fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
+        let _ = (request, key);
+    }
+
+    /// The run is over (finished or cancelled): write out what is pending.
+    fn finish(&mut self) {}
+}
