@@ -6,6 +6,7 @@ mod cli;
 mod find;
 mod gen;
 mod hardening;
+mod keys;
 mod scan;
 mod util;
 mod walk;

@@ -1,0 +1,127 @@
+//! The key-source seam: keys a source knows are taken instead of reads,
+//! keys the readers compute are handed to it, and an answer of the wrong
+//! kind is ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use dedupe::{Config, Finder, KeyRequest, KeySource, StageKey, Summary};
+
+type Known = Arc<Mutex<BTreeMap<(PathBuf, &'static str), StageKey>>>;
+
+/// Remembers what the readers computed; answers from it if `answer`.
+struct Memory {
+    known: Known,
+    answer: bool,
+    asked: Arc<Mutex<usize>>,
+}
+
+impl KeySource for Memory {
+    fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]) {
+        *self.asked.lock().unwrap() += requests.len();
+        if !self.answer {
+            return;
+        }
+        let known = self.known.lock().unwrap();
+        for (r, a) in requests.iter().zip(answers.iter_mut()) {
+            *a = known.get(&(r.path.to_path_buf(), r.spec.id)).copied();
+        }
+    }
+
+    fn computed(&mut self, r: &KeyRequest<'_>, key: &StageKey) {
+        let mut known = self.known.lock().unwrap();
+        let old = known.insert((r.path.to_path_buf(), r.spec.id), *key);
+        assert!(old.is_none(), "each key is computed once per run");
+    }
+}
+
+/// Answers every question with a key of the wrong kind.
+struct WrongKind;
+
+impl KeySource for WrongKind {
+    fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]) {
+        for (r, a) in requests.iter().zip(answers.iter_mut()) {
+            *a = Some(match r.spec.stage {
+                dedupe::Stage::Full => StageKey::Partial([1, 2]),
+                _ => StageKey::Full(dedupe::HashAlgo::Xxh3.hasher().finish()),
+            });
+        }
+    }
+}
+
+fn tree(root: &Path) {
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(root.join("a"), &big).unwrap();
+    std::fs::write(root.join("b"), &big).unwrap();
+    let mut other = big.clone();
+    *other.last_mut().unwrap() ^= 1;
+    std::fs::write(root.join("c"), &other).unwrap();
+    std::fs::write(root.join("s1"), b"small twin").unwrap();
+    std::fs::write(root.join("s2"), b"small twin").unwrap();
+}
+
+fn run(root: &Path, source: Box<dyn KeySource>) -> (Vec<Vec<PathBuf>>, Summary) {
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .key_source(source)
+        .build();
+    let report = finder.run(&[root], |_| {}).unwrap();
+    let summary = report.summary.clone();
+    let groups = report.groups().map(|g| g.files).collect();
+    (groups, summary)
+}
+
+fn stage<'a>(s: &'a Summary, name: &str) -> &'a dedupe::StageStats {
+    s.stages.iter().find(|st| st.name == name).unwrap()
+}
+
+#[test]
+fn known_keys_replace_reads_and_computed_keys_are_handed_over() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let known = Known::default();
+    let asked = Arc::new(Mutex::new(0));
+    let memory = |answer| {
+        Box::new(Memory {
+            known: Arc::clone(&known),
+            answer,
+            asked: Arc::clone(&asked),
+        })
+    };
+    let (first, s1) = run(t.path(), memory(false));
+    assert_eq!(first.len(), 2, "{first:?}");
+    // Quick keys of a, b and c (c differs in its tail, so leaves there),
+    // full digests of a, b, s1 and s2.
+    assert_eq!(known.lock().unwrap().len(), 7);
+    let ids: Vec<&str> = known.lock().unwrap().keys().map(|k| k.1).collect();
+    assert!(ids.contains(&"quick.edges-4096.xxh3-128.v1"), "{ids:?}");
+    assert!(ids.contains(&"full.blake3-256.v1"), "{ids:?}");
+    let read_first = stage(&s1, "quick").bytes_read + stage(&s1, "full").bytes_read;
+    assert!(read_first > 600_000, "{s1:?}");
+    assert_eq!(stage(&s1, "full").keys_known, 0);
+
+    let computed = known.lock().unwrap().len();
+    let (second, s2) = run(t.path(), memory(true));
+    assert_eq!(second, first, "same groups from known keys");
+    for name in ["quick", "statistical", "full"] {
+        let st = stage(&s2, name);
+        assert_eq!(st.bytes_read, 0, "{name}: nothing read");
+        assert_eq!(st.keys_known, st.files, "{name}");
+    }
+    assert_eq!(
+        known.lock().unwrap().len(),
+        computed,
+        "nothing computed, so nothing new handed over"
+    );
+    assert!(*asked.lock().unwrap() >= 2 * computed);
+}
+
+#[test]
+fn an_answer_of_the_wrong_kind_is_read_instead() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let (groups, s) = run(t.path(), Box::new(WrongKind));
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert_eq!(stage(&s, "full").keys_known, 0);
+    assert!(stage(&s, "full").bytes_read > 0);
+}
