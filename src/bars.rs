@@ -1,5 +1,5 @@
 //! Live progress bars on stderr: one for scanning, one for processing
-//! (seed 000's "separate progress bars"). The library reports counts
+//! (separate progress bars). The library reports counts
 //! through `ProgressTracker`; this module only draws them.
 //!
 //! Counts land in atomics; a ticker thread redraws ten times a second, so

@@ -1,5 +1,5 @@
 //! `dedupe scan`: every matching regular file, printed as soon as it is
-//! found (seed 002's `scan_directory` / `scan_directory_paths`).
+//! found.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
@@ -92,6 +92,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
                 }
             }
             WalkEvent::Error(e) => ui.entry_error(&e),
+            _ => {}
         }
     }
     let stats = walk.stats();

@@ -121,7 +121,7 @@ fn config_flags(e: &ConfigError) -> Option<&'static str> {
         ConfigError::BatchTimeout => "--batch-timeout-ms",
         ConfigError::SizeRange { .. } => "--min-size, --max-size",
         ConfigError::Extension(_) => "--ext, --exclude-ext",
-        ConfigError::Glob { .. } | ConfigError::NoPaths => return None,
+        _ => return None,
     })
 }
 

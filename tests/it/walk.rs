@@ -28,6 +28,7 @@ fn walk_all(
                 files.extend(b)
             }
             WalkEvent::Error(e) => errors.push(e),
+            _ => {}
         }
     }
     let stats = walk.stats();
@@ -342,6 +343,7 @@ fn files_vanishing_during_the_walk_are_not_fatal() {
         match ev {
             WalkEvent::Batch(b) => files.extend(b),
             WalkEvent::Error(e) => errors.push(e),
+            _ => {}
         }
     }
     let stats = walk.stats();

@@ -2,8 +2,7 @@
 //! walker ([`StreamingConfig`]).
 //!
 //! Both are plain structs with public fields so callers can use struct-update
-//! syntax (`Config { max_depth: Some(10), ..Config::default() }`), as in the
-//! seed document. Nothing is checked at construction; [`Config::validate`] and
+//! syntax (`Config { max_depth: Some(10), ..Config::default() }`). Nothing is checked at construction; [`Config::validate`] and
 //! [`StreamingConfig::validate`] run once, when a walk starts, and return a
 //! typed [`ConfigError`] instead of panicking later in a worker thread.
 
@@ -247,6 +246,7 @@ pub fn available_cpus() -> usize {
 
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Worker count of zero or above [`MAX_WORKERS`].
     #[error("thread count must be between 1 and {MAX_WORKERS}, got {0}")]

@@ -138,6 +138,7 @@ pub struct FileId {
 
 /// How a file was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EntryKind {
     /// A regular file listed in its directory.
     File,
@@ -321,6 +322,7 @@ impl FileEntry {
 /// Why an entry could not be read. Counted per kind in the statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Permission denied.
     PermissionDenied,

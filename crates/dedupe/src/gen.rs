@@ -1,4 +1,4 @@
-//! Deterministic test trees (the seed's "large test directory generator"):
+//! Deterministic test trees (a large test directory generator):
 //! the same [`GenSpec`] always writes the same bytes under the same names,
 //! whatever the thread count, so tests and benchmarks are repeatable.
 //!

@@ -21,6 +21,7 @@ use std::str::FromStr;
 /// The full-content hash algorithm.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum HashAlgo {
     /// xxh3-128: non-cryptographic, faster than memory copies; only for
     /// data nobody could have crafted.

@@ -9,6 +9,7 @@ use crate::pipeline::FindReport;
 
 /// Path terminator: newline, or NUL for `-0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Terminator {
     /// `\n`.
     Newline,

@@ -52,6 +52,7 @@ mod filter;
 
 /// What a walk yields.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WalkEvent {
     /// Files found, in discovery order within each directory.
     Batch(Vec<FileEntry>),
@@ -61,6 +62,7 @@ pub enum WalkEvent {
 
 /// A setup problem that stops a walk before it starts.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WalkError {
     /// The configuration cannot work.
     #[error(transparent)]
@@ -126,7 +128,7 @@ impl Counters {
     }
 }
 
-/// The seed's `StreamingWalker`: holds the configuration; each call to
+/// The walker: holds the configuration; each call to
 /// [`StreamingWalker::walk`] starts an independent walk.
 pub struct StreamingWalker {
     config: Arc<Config>,

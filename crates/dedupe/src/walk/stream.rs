@@ -1,4 +1,4 @@
-//! The seed's async facade: `stream_to_pipeline(&[paths], |batch| async
+//! The async facade: `stream_to_pipeline(&[paths], |batch| async
 //! move { .. }).await`. The file-system work stays on the walker's OS
 //! threads (tokio's file API is a thread pool of blocking calls and far
 //! slower for this); a bridge thread carries batches into a small tokio
@@ -12,6 +12,7 @@ use crate::entry::FileEntry;
 
 /// Why [`StreamingWalker::stream_to_pipeline`] stopped early.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError<E> {
     /// The walk could not start.
     #[error(transparent)]
