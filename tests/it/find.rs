@@ -118,7 +118,7 @@ fn find_lib(
         })
         .unwrap();
     let summary = report.summary.clone();
-    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.files).collect();
+    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
     // Only that every final group was also reported during the run (when
     // is checked by hardening::groups_are_reported_while_the_walk_goes_on).
     assert_eq!(live.len(), groups.len(), "a final group was never reported");
@@ -453,7 +453,7 @@ fn a_file_changed_during_the_run_leaves_its_group() {
             }
         })
         .unwrap();
-    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.files).collect();
+    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
     assert_eq!(groups.len(), 1);
     assert!(!groups[0].contains(&victim), "{groups:?}");
     assert_eq!(groups[0].len(), 2);

@@ -67,7 +67,7 @@ fn run(root: &Path, source: Box<dyn KeySource>) -> (Vec<Vec<PathBuf>>, Summary) 
         .build();
     let report = finder.run(&[root], |_| {}).unwrap();
     let summary = report.summary.clone();
-    let groups = report.groups().map(|g| g.files).collect();
+    let groups = report.groups().map(|g| g.paths()).collect();
     (groups, summary)
 }
 

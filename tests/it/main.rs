@@ -7,6 +7,7 @@ mod find;
 mod gen;
 mod hardening;
 mod keys;
+mod report;
 mod scan;
 mod util;
 mod walk;

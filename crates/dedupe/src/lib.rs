@@ -87,7 +87,7 @@ pub mod walk;
 
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
-pub use group::DuplicateGroup;
+pub use group::{DuplicateGroup, GroupFile};
 pub use hash::{Digest, HashAlgo};
 pub use pipeline::keys::{FileStamp, KeyRequest, KeySource, StageKey};
 pub use pipeline::stage::StageSpec;

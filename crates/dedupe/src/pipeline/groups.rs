@@ -15,13 +15,13 @@
 //!   order.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use rustc_hash::{FxBuildHasher, FxHashSet};
 
+use super::keys::FileStamp;
 use super::paths::{Names, PathRef};
 use crate::entry::FileId;
-use crate::group::DuplicateGroup;
+use crate::group::{DuplicateGroup, GroupFile};
 use crate::hash::{Digest, HashAlgo};
 
 /// Largest id (exclusive): exact in an IEEE double.
@@ -157,7 +157,7 @@ impl Registry {
                 id: grp.id,
                 size: grp.size,
                 digest: grp.digest,
-                files: sorted_paths(&grp.members, names, aliases),
+                files: sorted_files(grp.size, &grp.members, names, aliases),
             });
             let grp = &mut self.groups[g as usize];
             grp.reported = n.max(1);
@@ -200,7 +200,7 @@ pub(crate) struct DuplicateGroupParts {
     pub(crate) id: u64,
     pub(crate) size: u64,
     pub(crate) digest: Digest,
-    pub(crate) files: Vec<PathBuf>,
+    pub(crate) files: Vec<GroupFile>,
 }
 
 /// The path to show for a member: the first of its inode's paths.
@@ -216,10 +216,25 @@ fn sort_members(members: &mut [Member], names: &Names, aliases: &Aliases) {
     members.sort_by(|a, b| names.cmp(shown(a, aliases), shown(b, aliases)));
 }
 
-fn sorted_paths(members: &[Member], names: &Names, aliases: &Aliases) -> Vec<PathBuf> {
-    let mut refs: Vec<&PathRef> = members.iter().map(|m| shown(m, aliases)).collect();
-    refs.sort_by(|a, b| names.cmp(a, b));
-    refs.into_iter().map(|p| names.path(p)).collect()
+fn sorted_files(size: u64, members: &[Member], names: &Names, aliases: &Aliases) -> Vec<GroupFile> {
+    let mut refs: Vec<(&PathRef, &Member)> =
+        members.iter().map(|m| (shown(m, aliases), m)).collect();
+    refs.sort_by(|a, b| names.cmp(a.0, b.0));
+    refs.into_iter()
+        .map(|(p, m)| group_file(names.path(p), size, m))
+        .collect()
+}
+
+fn group_file(path: std::path::PathBuf, size: u64, m: &Member) -> GroupFile {
+    GroupFile {
+        path,
+        stamp: FileStamp {
+            size,
+            id: m.id,
+            mtime_ns: m.mtime_ns,
+            ctime_ns: m.ctime_ns,
+        },
+    }
 }
 
 /// An id from a group's content: the same tree gives the same ids.
@@ -266,7 +281,7 @@ impl GroupStore {
             files: g
                 .members
                 .iter()
-                .map(|m| self.names.path(shown(m, &self.aliases)))
+                .map(|m| group_file(self.names.path(shown(m, &self.aliases)), g.size, m))
                 .collect(),
         })
     }
@@ -382,10 +397,13 @@ mod tests {
         let aliases = Aliases::default();
         let out = r.take_due(false, &names, &aliases);
         assert_eq!(out.len(), 1);
+        let paths: Vec<&std::path::Path> = out[0].files.iter().map(|f| &*f.path).collect();
+        assert_eq!(paths, ["d/f001", "d/f002"].map(std::path::Path::new));
         assert_eq!(
-            out[0].files,
-            [PathBuf::from("d/f001"), PathBuf::from("d/f002")]
+            out[0].files[1].stamp.id.ino, 2,
+            "identity travels with the path"
         );
+        assert_eq!(out[0].files[1].stamp.size, 10);
         let mut reported = vec![2];
         for m in more {
             r.join(g, m, &names);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::JsonPath;
 use crate::entry::EntryError;
 use crate::group::DuplicateGroup;
+use crate::hash::HashAlgo;
 use crate::pipeline::{FindReport, Summary};
 
 #[derive(Serialize)]
@@ -17,7 +18,20 @@ struct GroupJson<'a> {
     id: u64,
     size: u64,
     hash: String,
+    algo: HashAlgo,
     files: Vec<JsonPath<'a>>,
+    /// Per file, in the order of `files`: what it was when read, so a
+    /// later action can check it is still that file.
+    identity: Vec<IdentityJson>,
+}
+
+/// A file's identity in a report.
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct IdentityJson {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ctime_ns: i64,
 }
 
 impl<'a> GroupJson<'a> {
@@ -27,10 +41,21 @@ impl<'a> GroupJson<'a> {
             id: g.id,
             size: g.size,
             hash: g.hash.to_hex(),
+            algo: g.algo,
             files: g
                 .files
                 .iter()
                 .map(|p| JsonPath(p.as_os_str().as_bytes()))
+                .collect(),
+            identity: g
+                .files
+                .iter()
+                .map(|f| IdentityJson {
+                    dev: f.stamp.id.dev,
+                    ino: f.stamp.id.ino,
+                    mtime_ns: f.stamp.mtime_ns,
+                    ctime_ns: f.stamp.ctime_ns,
+                })
                 .collect(),
         }
     }
@@ -42,8 +67,9 @@ fn line(w: &mut dyn Write, v: &impl Serialize) -> io::Result<()> {
     w.flush()
 }
 
-/// `{"type":"group","id":N,"size":..,"hash":"<hex>","files":[..]}` and a
-/// newline, flushed.
+/// `{"type":"group","id":N,"size":..,"hash":"<hex>","algo":..,"files":[..],
+/// "identity":[{"dev","ino","mtime_ns","ctime_ns"},..]}` and a newline,
+/// flushed.
 pub fn group_line(w: &mut dyn Write, g: &DuplicateGroup) -> io::Result<()> {
     line(w, &GroupJson::of(g, Some("group")))
 }

@@ -6,6 +6,7 @@
 //! path is `{"bytes":"<base64>"}`.
 
 pub mod json;
+pub mod read;
 pub mod text;
 
 pub use text::Terminator;

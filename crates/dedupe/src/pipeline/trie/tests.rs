@@ -7,7 +7,6 @@ use crate::pipeline::msg::Outcome;
 use crate::pipeline::schedule::Scheduler;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::stats::Stats;
-use std::path::PathBuf;
 
 fn rules() -> Rules {
     Rules {
@@ -189,7 +188,7 @@ fn no_verify(_: &Task) -> Outcome {
     panic!("no verification expected")
 }
 
-fn names(files: &[PathBuf]) -> Vec<String> {
+fn names(files: &[crate::group::GroupFile]) -> Vec<String> {
     files
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
