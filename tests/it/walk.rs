@@ -355,3 +355,103 @@ fn files_vanishing_during_the_walk_are_not_fatal() {
     assert_eq!(stats.total_errors(), errors.len() as u64);
     assert_eq!(stats.files, files.len() as u64);
 }
+
+/// Every directory event of a walk, with the files of its directory seen
+/// before it, keyed by path.
+fn dir_events(config: Config, root: &std::path::Path) -> Vec<(dedupe::DirDone, u64)> {
+    let sc = StreamingConfig {
+        batch_size: 2,
+        ..StreamingConfig::simple_config()
+    };
+    let walker = StreamingWalker::new(Arc::new(config), Arc::new(NoProgress), Some(sc))
+        .report_directories(true);
+    let mut seen: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+    let mut out = Vec::new();
+    for ev in walker.walk(&[root]).unwrap() {
+        match ev {
+            WalkEvent::Batch(b) => {
+                for e in b {
+                    *seen.entry(e.dir().path().to_path_buf()).or_default() += 1;
+                }
+            }
+            WalkEvent::Dirs(dirs) => {
+                for d in dirs {
+                    let before = seen.get(&d.dir.path().to_path_buf()).copied().unwrap_or(0);
+                    out.push((d, before));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.0.dir.path().cmp(&b.0.dir.path()));
+    out
+}
+
+#[test]
+fn each_directory_is_reported_once_after_its_files_with_its_counts() {
+    let t = Tree::new();
+    t.file("a.txt", "x");
+    t.file("b.jpg", "x");
+    t.symlink("b.jpg", "link");
+    t.file("sub/x.jpg", "y");
+    t.fifo("sub/fifo");
+    t.dir("sub/deep");
+    t.dir("sub/.hidden");
+    let config = Config {
+        filters: Filters {
+            extensions: vec!["jpg".into()],
+            ..Filters::default()
+        },
+        include_hidden: false,
+        ..Config::default()
+    };
+    let events = dir_events(config, t.root());
+    let got: Vec<_> = events
+        .iter()
+        .map(|(d, before)| {
+            let rel = d.dir.path().strip_prefix(t.root()).unwrap().to_path_buf();
+            (
+                rel.to_string_lossy().into_owned(),
+                [d.files, d.subdirs, d.excluded, d.unreadable, d.special],
+                d.complete,
+                *before,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // files, subdirs, excluded, unreadable, special; each after its files
+            ("".to_string(), [1, 1, 1, 0, 1], true, 1),
+            ("sub".to_string(), [1, 1, 1, 0, 1], true, 1),
+            ("sub/deep".to_string(), [0, 0, 0, 0, 0], true, 0),
+        ]
+    );
+}
+
+#[test]
+fn a_directory_reached_twice_is_reported_unlisted_the_second_time() {
+    let t = Tree::new();
+    t.file("sub/f", "x");
+    t.symlink("..", "sub/up");
+    let config = Config {
+        follow_links: true,
+        ..Config::default()
+    };
+    let events = dir_events(config, t.root());
+    let complete: Vec<(String, bool)> = events
+        .iter()
+        .map(|(d, _)| {
+            let rel = d.dir.path().strip_prefix(t.root()).unwrap();
+            (rel.to_string_lossy().into_owned(), d.complete)
+        })
+        .collect();
+    assert_eq!(
+        complete,
+        [
+            ("".to_string(), true),
+            ("sub".to_string(), true),
+            ("sub/up".to_string(), false),
+        ]
+    );
+}

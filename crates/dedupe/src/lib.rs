@@ -98,4 +98,4 @@ pub use pipeline::{
 pub use progress::{NoProgress, ProgressTracker};
 #[cfg(feature = "async")]
 pub use walk::StreamError;
-pub use walk::{Stopper, StreamingWalker, Walk, WalkError, WalkEvent, WalkStats};
+pub use walk::{DirDone, Stopper, StreamingWalker, Walk, WalkError, WalkEvent, WalkStats};

@@ -456,6 +456,9 @@ impl Finder {
                         }
                     }
                     Ok(WalkEvent::Error(e)) => co.on_walk_error(&e),
+                    // Not asked for (directory events are for callers
+                    // that need them).
+                    Ok(_) => {}
                     Err(_) => walking = false,
                 },
                 recv(done_rx) -> results => match results {

@@ -58,6 +58,33 @@ pub enum WalkEvent {
     Batch(Vec<FileEntry>),
     /// An entry that could not be read. The walk goes on.
     Error(EntryError),
+    /// Directories whose listing is over, each sent after every file found
+    /// in it (only with [`StreamingWalker::report_directories`]).
+    Dirs(Vec<DirDone>),
+}
+
+/// A directory whose listing is over, with what it held. Its
+/// subdirectories get events of their own.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DirDone {
+    /// The directory.
+    pub dir: Arc<crate::entry::DirPath>,
+    /// Regular files passed on (in [`WalkEvent::Batch`]es).
+    pub files: u64,
+    /// Subdirectories queued for listing.
+    pub subdirs: u64,
+    /// Entries the filters left out (names, extensions, globs, sizes,
+    /// hidden, depth; a file named as a root is listed under its root).
+    pub excluded: u64,
+    /// Entries that could not be examined (each also an error event).
+    pub unreadable: u64,
+    /// Symlinks not followed, dangling symlinks, FIFOs, sockets, devices.
+    pub special: u64,
+    /// The listing reached its end. False: it was not listed (unreadable,
+    /// another file system with `--one-file-system`, a pseudo file system,
+    /// or already listed through another path) or an error cut it short.
+    pub complete: bool,
 }
 
 /// A setup problem that stops a walk before it starts.
@@ -134,6 +161,7 @@ pub struct StreamingWalker {
     config: Arc<Config>,
     streaming: StreamingConfig,
     progress: Arc<dyn ProgressTracker>,
+    dir_events: bool,
 }
 
 impl StreamingWalker {
@@ -148,6 +176,7 @@ impl StreamingWalker {
             config,
             streaming: streaming.unwrap_or_default(),
             progress,
+            dir_events: false,
         }
     }
 
@@ -159,6 +188,14 @@ impl StreamingWalker {
     /// The streaming configuration.
     pub fn streaming_config(&self) -> &StreamingConfig {
         &self.streaming
+    }
+
+    /// Also send a [`WalkEvent::Dirs`] event for every directory, after
+    /// the files found in it (off by default: most consumers want files
+    /// only).
+    pub fn report_directories(mut self, on: bool) -> Self {
+        self.dir_events = on;
+        self
     }
 
     /// Starts walking `roots` and returns at once. Iterate the returned
@@ -217,6 +254,7 @@ impl StreamingWalker {
             config: Arc::clone(&self.config),
             batch_size: sc.batch_size,
             batch_timeout: sc.batch_timeout,
+            dir_events: self.dir_events,
             counters: Counters::default(),
             progress: Arc::clone(&self.progress),
             visited: Mutex::new(Default::default()),

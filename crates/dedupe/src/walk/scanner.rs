@@ -28,7 +28,7 @@ use crossbeam_utils::Backoff;
 use rustix::fs::{AtFlags, FileType, OFlags, RawDir, StatxFlags};
 use rustix::io::Errno;
 
-use super::{Counters, Filter, WalkEvent};
+use super::{Counters, DirDone, Filter, WalkEvent};
 use crate::config::Config;
 use crate::entry::{Base, DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId, Meta};
 use crate::progress::ProgressTracker;
@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) batch_size: usize,
     pub(crate) batch_timeout: Duration,
+    /// Send a [`DirDone`] per directory.
+    pub(crate) dir_events: bool,
     pub(crate) counters: Counters,
     pub(crate) progress: Arc<dyn ProgressTracker>,
     /// Every directory entered, by (device, inode): a directory reachable
@@ -239,6 +241,9 @@ struct Out<'a> {
     shared: &'a Shared,
     tx: &'a Sender<WalkEvent>,
     batch: Vec<FileEntry>,
+    /// Directories listed whose files are all in `batch` or sent: they
+    /// go out right after the batch, so each follows its files.
+    dirs: Vec<DirDone>,
     /// When the oldest entry of the current batch was found.
     oldest: Option<Instant>,
 }
@@ -265,11 +270,29 @@ impl Out<'_> {
 
     fn flush(&mut self) {
         self.oldest = None;
-        if self.batch.is_empty() {
+        if !self.batch.is_empty() {
+            let cap = self.shared.batch_size;
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(cap));
+            self.send(WalkEvent::Batch(batch));
+        }
+        if !self.dirs.is_empty() {
+            let dirs = std::mem::take(&mut self.dirs);
+            self.send(WalkEvent::Dirs(dirs));
+        }
+    }
+
+    /// A directory's listing is over (see [`DirDone`]).
+    fn dir_done(&mut self, done: DirDone) {
+        if !self.shared.dir_events {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.shared.batch_size));
-        self.send(WalkEvent::Batch(batch));
+        if self.dirs.is_empty() && self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        self.dirs.push(done);
+        if self.dirs.len() >= self.shared.batch_size {
+            self.flush();
+        }
     }
 
     fn error(&mut self, err: EntryError) {
@@ -298,6 +321,7 @@ pub(crate) fn run(
         shared,
         tx,
         batch: Vec::with_capacity(shared.batch_size),
+        dirs: Vec::new(),
         oldest: None,
     };
     for ev in first {
@@ -408,11 +432,12 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
         job.parent_dev,
         matches!(job.open, Open::Root(_)),
     );
+    let unlisted = |out: &mut Out<'_>| out.dir_done(DirDone::unlisted(Arc::clone(&dir)));
     let fd = match open_dir(job) {
         Ok(fd) => fd,
         Err(e) => {
             out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
-            return;
+            return unlisted(out);
         }
     };
     // One fstat per directory: its identity decides whether it was
@@ -421,27 +446,29 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
         Ok(st) => st,
         Err(e) => {
             out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
-            return;
+            return unlisted(out);
         }
     };
     if !is_root {
         if config.one_file_system && st.st_dev != root_dev {
-            return;
+            return unlisted(out);
         }
         if st.st_dev != parent_dev {
             if let Some(kind) = pseudo_fs(&fd) {
                 out.error(pseudo_error(dir.path().to_path_buf(), kind));
-                return;
+                return unlisted(out);
             }
         }
         if !shared.first_visit(st.st_dev, st.st_ino) {
-            return;
+            return unlisted(out);
         }
     }
     let fd = DirFd::new(fd, &shared.open_dirs);
-    let (mut files, mut bytes) = (0u64, 0u64);
-    let mut emit = |out: &mut Out<'_>, entry: FileEntry| {
-        files += 1;
+    let mut done = DirDone::unlisted(Arc::clone(&dir));
+    done.complete = true;
+    let mut bytes = 0u64;
+    let mut emit = |out: &mut Out<'_>, done: &mut DirDone, entry: FileEntry| {
+        done.files += 1;
         bytes += entry.size;
         out.push(entry);
     };
@@ -478,10 +505,12 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                     ErrorKind::Io,
                     "directory entry too large to list",
                 ));
+                done.complete = false;
                 break;
             }
             Err(e) => {
                 out.error(EntryError::io(dir.path().to_path_buf(), &e.into()));
+                done.complete = false;
                 break;
             }
         };
@@ -501,16 +530,20 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                 }
                 Err(e) => {
                     out.error(EntryError::io(dir.join(name), &e.into()));
+                    done.unreadable += 1;
                     continue;
                 }
             }
         }
         match ftype {
             FileType::Directory if shared.filter.enter_dir(&dir, name) => {
+                done.subdirs += 1;
                 shared.push_job(Some(local), child(name, false));
             }
+            FileType::Directory => done.excluded += 1,
             FileType::RegularFile => {
                 if !shared.filter.file_name_ok(&dir, name) {
+                    done.excluded += 1;
                     continue;
                 }
                 let m = match known {
@@ -519,25 +552,26 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                         Ok(m) => m,
                         Err(e) => {
                             out.error(EntryError::io(dir.join(name), &e.into()));
+                            done.unreadable += 1;
                             continue;
                         }
                     },
                 };
-                // Replaced by something else since the listing: skip it.
-                if m.file_type == FileType::RegularFile
-                    && shared.filter.size_ok(m.size)
-                    && !shared.is_root_file(&m.id)
-                {
-                    emit(
-                        out,
-                        FileEntry::from_meta(dir.clone(), name, &m, EntryKind::File),
-                    );
+                if m.file_type != FileType::RegularFile {
+                    // Replaced by something else since the listing.
+                    done.special += 1;
+                } else if shared.filter.size_ok(m.size) && !shared.is_root_file(&m.id) {
+                    let e = FileEntry::from_meta(dir.clone(), name, &m, EntryKind::File);
+                    emit(out, &mut done, e);
+                } else {
+                    done.excluded += 1;
                 }
             }
             FileType::Symlink if config.follow_links => {
                 match stat_at(dfd, name_os, AtFlags::empty()) {
                     Ok(m) => match m.file_type {
                         FileType::Directory if shared.filter.enter_dir(&dir, name) => {
+                            done.subdirs += 1;
                             shared.push_job(Some(local), child(name, true));
                         }
                         FileType::RegularFile
@@ -551,27 +585,48 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
                                 &m,
                                 EntryKind::SymlinkToFile,
                             );
-                            emit(out, e);
+                            emit(out, &mut done, e);
                         }
-                        _ => {}
+                        FileType::Directory | FileType::RegularFile => done.excluded += 1,
+                        _ => done.special += 1,
                     },
                     // A dangling link is not an error: there is nothing to read.
-                    Err(Errno::NOENT) => {}
-                    Err(e) => out.error(EntryError::io(dir.join(name), &e.into())),
+                    Err(Errno::NOENT) => done.special += 1,
+                    Err(e) => {
+                        out.error(EntryError::io(dir.join(name), &e.into()));
+                        done.unreadable += 1;
+                    }
                 }
             }
             // Symlinks (not followed), FIFOs, sockets and devices: never
             // stat'ed, never opened.
-            _ => {}
+            _ => done.special += 1,
         }
     }
     let c = &shared.counters;
     c.dirs.fetch_add(1, Ordering::Relaxed);
+    let files = done.files;
     if files > 0 {
         c.files.fetch_add(files, Ordering::Relaxed);
         c.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     shared.progress.dir_scanned(files, bytes);
+    out.dir_done(done);
+}
+
+impl DirDone {
+    /// A directory that was not listed (yet): nothing counted.
+    fn unlisted(dir: Arc<DirPath>) -> DirDone {
+        DirDone {
+            dir,
+            files: 0,
+            subdirs: 0,
+            excluded: 0,
+            unreadable: 0,
+            special: 0,
+            complete: false,
+        }
+    }
 }
 
 /// One `statx` relative to an open directory. `statx` rather than
