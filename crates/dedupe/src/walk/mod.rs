@@ -49,6 +49,7 @@ use crate::progress::ProgressTracker;
 
 pub(crate) use filter::Filter;
 mod filter;
+mod roots;
 
 /// What a walk yields.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! The scanner threads: open a directory relative to its parent's open
 //! handle, list it, stat its regular files relative to it, push
 //! subdirectories onto the local deque, hand full batches to the channel.
+//! (Over 500 lines because one listing loop decides for every entry type,
+//! and the open-handle rules below belong next to it.)
 //!
 //! Why directories are opened relative to their parent: a directory queued
 //! by path could be swapped for a symlink before it is opened, and a whole
@@ -17,7 +19,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,9 +30,10 @@ use crossbeam_utils::Backoff;
 use rustix::fs::{AtFlags, FileType, OFlags, RawDir, StatxFlags};
 use rustix::io::Errno;
 
+pub(crate) use super::roots::{open_root, root_file, seed_dir, Root};
 use super::{Counters, DirDone, Filter, WalkEvent};
 use crate::config::Config;
-use crate::entry::{Base, DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId, Meta};
+use crate::entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId, Meta};
 use crate::progress::ProgressTracker;
 
 /// Directory handles that queued children may keep open. Well below the
@@ -66,7 +69,7 @@ impl Drop for DirFd {
 }
 
 /// How a queued directory will be opened.
-enum Open {
+pub(super) enum Open {
     /// A root, opened when the walk started.
     Root(OwnedFd),
     /// `openat(parent, name)`.
@@ -78,15 +81,15 @@ enum Open {
 
 /// A directory to list.
 pub(crate) struct Job {
-    dir: Arc<DirPath>,
-    open: Open,
+    pub(super) dir: Arc<DirPath>,
+    pub(super) open: Open,
     /// Device of the root it belongs to (for `one_file_system`).
-    root_dev: u64,
+    pub(super) root_dev: u64,
     /// Device of its parent: a change means a new mount, checked for
     /// pseudo file systems.
-    parent_dev: u64,
+    pub(super) parent_dev: u64,
     /// Open it even if it is a symlink (reached through a followed link).
-    follow: bool,
+    pub(super) follow: bool,
 }
 
 /// State shared by the scanners of one walk.
@@ -135,7 +138,7 @@ impl Shared {
         !self.root_files.is_empty() && self.root_files.contains(id)
     }
 
-    fn push_job(&self, local: Option<&Worker<Job>>, job: Job) {
+    pub(super) fn push_job(&self, local: Option<&Worker<Job>>, job: Job) {
         // Count before publishing, so no peer can finish it first and see 0.
         self.pending.fetch_add(1, Ordering::AcqRel);
         match local {
@@ -143,97 +146,6 @@ impl Shared {
             None => self.injector.push(job),
         }
     }
-}
-
-/// A root as found at the start of the walk.
-pub(crate) enum Root {
-    /// A directory, opened.
-    Dir {
-        path: PathBuf,
-        fd: OwnedFd,
-        meta: Meta,
-    },
-    /// A regular file.
-    File { path: PathBuf, meta: Meta },
-    /// Anything else, or a directory on a pseudo file system.
-    Other(EntryError),
-}
-
-/// Opens a root the way `find -H` treats it: the user named it, so a
-/// symlink is followed. Opened with `O_PATH` first, so a FIFO or device
-/// given as a root is typed without being opened for reading.
-pub(crate) fn open_root(path: &Path) -> Result<Root, std::io::Error> {
-    let pfd = crate::fsutil::open(path, OFlags::PATH | OFlags::CLOEXEC)?;
-    let meta = Meta::of_stat(&rustix::fs::fstat(&pfd)?);
-    Ok(match meta.file_type {
-        FileType::Directory => {
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(&pfd, ".", flags, rustix::fs::Mode::empty())?;
-            if let Some(kind) = pseudo_fs(&fd) {
-                return Ok(Root::Other(pseudo_error(path.to_path_buf(), kind)));
-            }
-            Root::Dir {
-                path: path.to_path_buf(),
-                fd,
-                meta,
-            }
-        }
-        FileType::RegularFile => Root::File {
-            path: path.to_path_buf(),
-            meta,
-        },
-        _ => Root::Other(EntryError::new(
-            path.to_path_buf(),
-            ErrorKind::NotRegular,
-            "not a regular file or directory; skipped",
-        )),
-    })
-}
-
-/// Queues a root directory (`index`: its place among the roots).
-pub(crate) fn seed_dir(shared: &Shared, index: u32, path: PathBuf, fd: OwnedFd, meta: &Meta) {
-    let prefix = path.as_os_str().len();
-    let (dir_fd, base) = if shared.config.follow_links {
-        (fd, None)
-    } else {
-        // The root's handle serves twice: listed as the root directory, and
-        // kept as the base everything below it is resolved from.
-        match fd.try_clone() {
-            Ok(dup) => (dup, Some(Arc::new(Base { fd, prefix }))),
-            Err(_) => (fd, None),
-        }
-    };
-    let job = Job {
-        dir: DirPath::with_root(path, 0, index, base),
-        open: Open::Root(dir_fd),
-        root_dev: meta.id.dev,
-        parent_dev: meta.id.dev,
-        follow: true,
-    };
-    shared.push_job(None, job);
-}
-
-/// A root that is a regular file, as an entry.
-pub(crate) fn root_file(
-    shared: &Shared,
-    index: u32,
-    path: &Path,
-    meta: &Meta,
-) -> Option<FileEntry> {
-    if !shared.filter.size_ok(meta.size) {
-        return None;
-    }
-    let name = path.file_name().unwrap_or(path.as_os_str()).as_bytes();
-    let parent = path.parent().unwrap_or(Path::new(""));
-    // No base: a root file is opened by its path, following a symlink, as
-    // the user named it.
-    let dir = DirPath::with_root(parent, 0, index, None);
-    shared.counters.files.fetch_add(1, Ordering::Relaxed);
-    shared
-        .counters
-        .bytes
-        .fetch_add(meta.size, Ordering::Relaxed);
-    Some(FileEntry::from_meta(dir, name, meta, EntryKind::File))
 }
 
 /// Where a scanner puts what it finds.
@@ -396,7 +308,7 @@ fn open_dir(job: Job) -> Result<OwnedFd, Errno> {
 
 /// The pseudo file system a directory is on, if any: their files report
 /// sizes that say nothing about their content (`/proc`, `/sys`, ...).
-fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
+pub(super) fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
     let magic = rustix::fs::fstatfs(fd).ok()?.f_type as i64;
     Some(match magic {
         0x9fa0 => "proc",
@@ -416,7 +328,7 @@ fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
     })
 }
 
-fn pseudo_error(path: PathBuf, kind: &str) -> EntryError {
+pub(super) fn pseudo_error(path: PathBuf, kind: &str) -> EntryError {
     EntryError::new(
         path,
         ErrorKind::Skipped,
