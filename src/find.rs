@@ -3,7 +3,8 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::{human_bytes, json, plural, text, Terminator};
+use dedupe::report::writer::{writer, Format, Spawned};
+use dedupe::report::{human_bytes, plural, Terminator};
 use dedupe::{FindEvent, FindOptions, Finder, HashAlgo, Summary};
 
 use crate::args::{FindArgs, FindFormat, HashArg};
@@ -34,25 +35,35 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
-    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut write_failed: Option<io::Error> = None;
-    let incremental = args.format == FindFormat::Jsonl;
-    let result = finder.run(&args.paths, |ev| match ev {
-        FindEvent::Group(g) if incremental && write_failed.is_none() => {
-            if let Err(e) = json::group_line(&mut out, g) {
-                write_failed = Some(e);
-                finder.canceller().cancel();
+    let term = if args.print0 {
+        Terminator::Nul
+    } else {
+        Terminator::Newline
+    };
+    let format = match args.format {
+        FindFormat::Text => Format::Text,
+        FindFormat::Fdupes => Format::Fdupes,
+        FindFormat::Json => Format::Json,
+        FindFormat::Jsonl => Format::Jsonl,
+        FindFormat::Csv => Format::Csv,
+    };
+    let out = BufWriter::with_capacity(1 << 16, io::stdout());
+    // The writer runs on a thread of its own if it writes as things
+    // happen, so a slow reader of stdout does not hold up the hashing.
+    let report_out = Spawned::start(writer(format, Box::new(out), term), 1024)?;
+    let result = finder.run(&args.paths, |ev| {
+        match ev {
+            FindEvent::Group(g) => report_out.group(g),
+            FindEvent::Error(e) => {
+                ui.entry_error(e);
+                report_out.error(e);
             }
+            _ => {}
         }
-        FindEvent::Error(e) => {
-            ui.entry_error(e);
-            if incremental && write_failed.is_none() {
-                if let Err(err) = json::error_line(&mut out, e) {
-                    write_failed = Some(err);
-                }
-            }
+        // The output is gone (a closed pipe, a full disk): stop.
+        if report_out.failed() {
+            finder.canceller().cancel();
         }
-        _ => {}
     });
     ui.finish();
     let report = match result {
@@ -62,22 +73,7 @@ pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let term = if args.print0 {
-        Terminator::Nul
-    } else {
-        Terminator::Newline
-    };
-    let written = match write_failed {
-        Some(e) => Err(e),
-        None => match args.format {
-            FindFormat::Jsonl => json::summary_line(&mut out, &report.summary),
-            FindFormat::Json => json::document(&mut out, &report),
-            FindFormat::Text => text::text(&mut out, &report, term),
-            FindFormat::Fdupes => text::fdupes(&mut out, report.groups(), term),
-            FindFormat::Csv => text::csv(&mut out, report.groups()),
-        },
-    };
-    if let Err(e) = written.and_then(|()| out.flush()) {
+    if let Err(e) = report_out.finish(&report) {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(exit::OK);
         }

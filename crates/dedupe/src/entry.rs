@@ -399,7 +399,7 @@ impl fmt::Display for ErrorKind {
 }
 
 /// A per-entry problem: it never stops the walk or the pipeline.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct EntryError {
     /// The path concerned.
     pub path: PathBuf,

@@ -8,6 +8,7 @@
 pub mod json;
 pub mod read;
 pub mod text;
+pub mod writer;
 
 pub use text::Terminator;
 
