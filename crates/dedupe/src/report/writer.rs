@@ -120,6 +120,9 @@ impl ReportWriter for Jsonl {
     }
 }
 
+/// What the writer thread hands back: the writer, and how its events went.
+type Stopped = (Box<dyn ReportWriter>, io::Result<()>);
+
 enum Msg {
     Group(DuplicateGroup),
     Error(EntryError),
@@ -130,7 +133,7 @@ enum Msg {
 /// [`Spawned::finish`] and [`Spawned::failed`] says when to stop early.
 pub struct Spawned {
     tx: Option<Sender<Msg>>,
-    thread: Option<JoinHandle<(Box<dyn ReportWriter>, io::Result<()>)>>,
+    thread: Option<JoinHandle<Stopped>>,
     failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// A writer that takes no events waits here for the final report.
     idle: Option<Box<dyn ReportWriter>>,
