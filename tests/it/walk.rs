@@ -383,7 +383,7 @@ fn dir_events(config: Config, root: &std::path::Path) -> Vec<(dedupe::DirDone, u
             _ => {}
         }
     }
-    out.sort_by(|a, b| a.0.dir.path().cmp(&b.0.dir.path()));
+    out.sort_by(|a, b| a.0.dir.path().cmp(b.0.dir.path()));
     out
 }
 
