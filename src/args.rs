@@ -15,7 +15,13 @@ use dedupe::{Config, Filters, StreamingConfig};
 /// into the duplicate pipeline while the walk is still running, and memory
 /// stays bounded however large the tree is.
 #[derive(Parser, Debug)]
-#[command(name = "dedupe", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "dedupe",
+    version,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -32,7 +38,7 @@ impl Cli {
                 (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
             }
             Some(Command::Find(a)) => a.print0_conflict(),
-            Some(Command::Gen(_)) => None,
+            Some(Command::Gen(_) | Command::Completions { .. } | Command::Man) => None,
             None => self.find.print0_conflict(),
         };
         match format {
@@ -49,6 +55,15 @@ impl Cli {
     }
 }
 
+/// The exit codes, shown at the end of `--help` (and in the man page).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done
+  1    done, but some entries could not be read
+  2    bad usage, a missing root, out-of-range tuning
+  3    the output could not be written (a reader that goes away, as with `| head`, is not an error)
+  130  interrupted (Ctrl-C); what was written is valid";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Find groups of duplicate files (what `dedupe <PATHS>` does).
@@ -57,6 +72,17 @@ pub enum Command {
     Scan(ScanArgs),
     /// Generate a deterministic test tree with duplicates and traps.
     Gen(GenArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `dedupe completions bash > ~/.local/share/bash-completion/completions/dedupe`;
+    /// zsh: `dedupe completions zsh > ~/.zfunc/_dedupe`;
+    /// fish: `dedupe completions fish > ~/.config/fish/completions/dedupe.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `dedupe man | man -l -`.
+    Man,
 }
 
 /// Walk options shared by every command that walks.

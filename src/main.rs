@@ -3,6 +3,7 @@
 
 mod args;
 mod bars;
+mod docs;
 mod find;
 mod gen;
 mod scan;
@@ -66,6 +67,8 @@ fn main() -> ExitCode {
         Some(Command::Scan(a)) => scan::run(a, &interrupt),
         Some(Command::Gen(a)) => gen::run(a, &interrupt),
         Some(Command::Find(a)) => find::run(a, &interrupt),
+        Some(Command::Completions { shell }) => docs::completions(shell),
+        Some(Command::Man) => docs::man(),
         None => find::run(cli.find, &interrupt),
     };
     match result {

@@ -303,3 +303,60 @@ fn print0_with_a_self_delimiting_format_is_a_usage_error() {
         assert_eq!(code(&run(cmd)), 0, "{args:?}");
     }
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_flag_definitions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let mut cmd = bin();
+        cmd.args(["completions", shell]);
+        let out = run(cmd);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // Every shell's script names the flags it completes.
+        assert!(text.contains("print0"), "{shell}");
+        assert!(text.contains("hard-links"), "{shell}");
+    }
+    let mut cmd = bin();
+    cmd.args(["completions", "tcsh"]);
+    assert_eq!(code(&run(cmd)), 2, "an unknown shell is a usage error");
+
+    let mut cmd = bin();
+    cmd.arg("man");
+    let out = run(cmd);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH dedupe"),
+        "{page:.200}"
+    );
+    for section in ["DEDUPE FIND", "DEDUPE SCAN", "DEDUPE GEN", "Exit codes"] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    assert!(page.contains("one\\-file\\-system") || page.contains("one-file-system"));
+}
+
+#[test]
+fn help_lists_exit_codes_and_a_repeated_option_takes_its_last_value() {
+    let mut cmd = bin();
+    cmd.arg("--help");
+    let help = String::from_utf8(run(cmd).stdout).unwrap();
+    assert!(
+        help.contains("Exit codes:") && help.contains("130"),
+        "{help}"
+    );
+
+    let t = Tree::new();
+    t.file("a", "same");
+    t.file("b", "same");
+    let mut cmd = bin();
+    cmd.arg(t.root())
+        .args(["--format", "text", "--format", "jsonl"]);
+    let out = run(cmd);
+    assert!(out.status.success(), "{out:?}");
+    let first = out.stdout.split(|&b| b == b'\n').next().unwrap().to_vec();
+    assert!(
+        first.starts_with(b"{\"type\":\"group\""),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+}
