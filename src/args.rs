@@ -257,6 +257,11 @@ pub struct FindArgs {
     /// Files and directories to search for duplicates.
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+    /// Also search the paths listed in FILE, one per line (NUL-separated
+    /// with -0); `-` reads them from stdin: `fd -e jpg -0 | dedupe
+    /// --files-from - -0`.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     /// Streaming mode: process files while the walk goes on (the default).
     #[arg(long, overrides_with = "no_streaming")]
     pub streaming: bool,
@@ -266,7 +271,8 @@ pub struct FindArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FindFormat::Text)]
     pub format: FindFormat,
-    /// NUL-terminated paths (text or fdupes only), an empty record between groups.
+    /// NUL-terminated paths (text or fdupes only), an empty record between
+    /// groups; with --files-from, the list is NUL-separated too.
     #[arg(long, short = '0')]
     pub print0: bool,
     /// Full-content hash (BLAKE3 by default: files that differ cannot be
@@ -286,7 +292,8 @@ pub struct FindArgs {
 impl FindArgs {
     /// The format `-0` was combined with, if it has no use for it.
     fn print0_conflict(&self) -> Option<&'static str> {
-        if !self.print0 {
+        // With a list of paths to read, -0 says how that list is separated.
+        if !self.print0 || self.files_from.is_some() {
             return None;
         }
         match self.format {

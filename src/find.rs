@@ -11,7 +11,19 @@ use crate::args::{FindArgs, FindFormat, HashArg};
 use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
 
-pub fn run(args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    if let Some(list) = &args.files_from {
+        match read_list(list, args.print0) {
+            Ok(paths) => args.paths.extend(paths),
+            Err(e) => {
+                ui::warn(format_args!(
+                    "dedupe: cannot read --files-from {}: {e}",
+                    dedupe::report::escape(list)
+                ));
+                return Ok(exit::USAGE);
+            }
+        }
+    }
     if args.paths.is_empty() {
         ui::warn("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
         return Ok(exit::USAGE);
@@ -146,4 +158,24 @@ fn print_summary(s: &Summary, verbose: bool) {
     if let Some(peak) = dedupe::rss::peak() {
         let _ = writeln!(e, "peak memory: {}", human_bytes(peak));
     }
+}
+
+/// The paths listed in `list` (`-`: stdin), one per line or, with `nul`,
+/// NUL-separated; empty entries are skipped. Paths are bytes, so names
+/// that are not UTF-8 pass through.
+fn read_list(list: &std::path::Path, nul: bool) -> io::Result<Vec<std::path::PathBuf>> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let mut bytes = Vec::new();
+    if list.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut bytes)?;
+    } else {
+        std::fs::File::open(list)?.read_to_end(&mut bytes)?;
+    }
+    let sep = if nul { 0 } else { b'\n' };
+    Ok(bytes
+        .split(|&b| b == sep)
+        .filter(|p| !p.is_empty())
+        .map(|p| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect())
 }

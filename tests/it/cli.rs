@@ -360,3 +360,60 @@ fn help_lists_exit_codes_and_a_repeated_option_takes_its_last_value() {
         String::from_utf8_lossy(&first)
     );
 }
+
+#[test]
+fn files_from_reads_a_list_of_paths_by_line_or_nul() {
+    let t = Tree::new();
+    t.file("a", "same");
+    t.file("b", "same");
+    t.file("new\nline", "same");
+    t.file("not listed", "same");
+    let a = t.path("a");
+    let b = t.path("b");
+    let odd = t.path("new\nline");
+    // One per line, from a file.
+    let list = t.file("list.txt", "");
+    let mut text = Vec::new();
+    for p in [&a, &b] {
+        text.extend_from_slice(p.as_os_str().as_encoded_bytes());
+        text.push(b'\n');
+    }
+    std::fs::write(&list, &text).unwrap();
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "--files-from"]).arg(&list);
+    let out = run(cmd);
+    assert!(out.status.success(), "{out:?}");
+    let want = format!("{}\n{}\n\n", a.display(), b.display());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+
+    // NUL-separated on stdin, so a name may hold a newline; -0 is allowed
+    // with jsonl here, since it applies to the list.
+    let mut input = Vec::new();
+    for p in [&a, &odd] {
+        input.extend_from_slice(p.as_os_str().as_encoded_bytes());
+        input.push(0);
+    }
+    let mut child = bin()
+        .args(["--files-from", "-", "-0", "--format", "jsonl"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let groups = dedupe::report::read::read_groups(&out.stdout[..]).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].paths(), [a.clone(), odd.clone()]);
+
+    let mut cmd = bin();
+    cmd.args(["--files-from"]).arg(t.path("missing"));
+    let out = run(cmd);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("cannot read --files-from"),
+        "{}",
+        stderr(&out)
+    );
+}
