@@ -275,6 +275,10 @@ pub struct FindArgs {
     /// groups; with --files-from, the list is NUL-separated too.
     #[arg(long, short = '0')]
     pub print0: bool,
+    /// Order of the groups in the final report (jsonl writes them as they
+    /// are confirmed).
+    #[arg(long, value_enum, default_value_t = SortArg::Reclaimable)]
+    pub sort: SortArg,
     /// Full-content hash (BLAKE3 by default: files that differ cannot be
     /// crafted to share it; xxh3 is faster but only for trusted data).
     #[arg(long, value_enum, default_value_t = HashArg::Blake3)]
@@ -317,6 +321,18 @@ pub enum FindFormat {
     Jsonl,
     /// CSV: group,size,hash,path.
     Csv,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortArg {
+    /// Most bytes to reclaim first (size x copies beyond the first).
+    Reclaimable,
+    /// Largest files first.
+    Size,
+    /// Most copies first.
+    Count,
+    /// By first path.
+    Path,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

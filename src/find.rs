@@ -3,11 +3,11 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use dedupe::report::writer::{writer, Format, Spawned};
+use dedupe::report::writer::{writer, Format, Layout, Spawned};
 use dedupe::report::{human_bytes, plural, Terminator};
-use dedupe::{FindEvent, FindOptions, Finder, HashAlgo, Summary};
+use dedupe::{FindEvent, FindOptions, Finder, GroupOrder, HashAlgo, Summary};
 
-use crate::args::{FindArgs, FindFormat, HashArg};
+use crate::args::{FindArgs, FindFormat, HashArg, SortArg};
 use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
 
@@ -62,7 +62,14 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let out = BufWriter::with_capacity(1 << 16, io::stdout());
     // The writer runs on a thread of its own if it writes as things
     // happen, so a slow reader of stdout does not hold up the hashing.
-    let report_out = Spawned::start(writer(format, Box::new(out), term), 1024)?;
+    let order = match args.sort {
+        SortArg::Reclaimable => GroupOrder::Reclaimable,
+        SortArg::Size => GroupOrder::Size,
+        SortArg::Count => GroupOrder::Count,
+        SortArg::Path => GroupOrder::Path,
+    };
+    let layout = Layout::new(term, order);
+    let report_out = Spawned::start(writer(format, Box::new(out), layout), 1024)?;
     let result = finder.run(&args.paths, |ev| {
         match ev {
             FindEvent::Group(g) => report_out.group(g),

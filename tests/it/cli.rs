@@ -246,8 +246,16 @@ fn counts_of_one_are_singular() {
     let out = run(cmd);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("# 2 files (6 B) scanned; 1 duplicate group; 1 redundant file (3 B)\n"),
+        text.starts_with(
+            "# 2 files (6 B) scanned; 1 duplicate group; 1 redundant file (3 B reclaimable)\n"
+        ),
         "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "\n\n# 2 files (6 B) scanned; 1 duplicate group; 1 redundant file (3 B reclaimable)\n"
+        ),
+        "the totals again at the end: {text}"
     );
     let err = stderr(&out);
     assert!(
@@ -416,4 +424,42 @@ fn files_from_reads_a_list_of_paths_by_line_or_nul() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn sort_orders_groups_by_reclaimable_bytes_size_count_or_path() {
+    let t = Tree::new();
+    // a: 2 x 50 B (50 reclaimable), c: 20 x 10 B (190), b: 5 x 60 B (240):
+    // each order below is different.
+    for i in 0..2 {
+        t.file(format!("a{i}"), [b'a'; 50]);
+    }
+    for i in 0..20 {
+        t.file(format!("c{i:02}"), [b'c'; 10]);
+    }
+    for i in 0..5 {
+        t.file(format!("b{i}"), [b'b'; 60]);
+    }
+    let firsts = |sort: Option<&str>| {
+        let mut cmd = bin();
+        cmd.arg(t.root()).args(["--format", "fdupes"]);
+        if let Some(s) = sort {
+            cmd.args(["--sort", s]);
+        }
+        let out = run(cmd);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split("\n\n")
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                let first = g.lines().next().unwrap();
+                first.rsplit('/').next().unwrap().to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(firsts(None), ["b0", "c00", "a0"], "reclaimable by default");
+    assert_eq!(firsts(Some("reclaimable")), ["b0", "c00", "a0"]);
+    assert_eq!(firsts(Some("size")), ["b0", "a0", "c00"]);
+    assert_eq!(firsts(Some("count")), ["c00", "b0", "a0"]);
+    assert_eq!(firsts(Some("path")), ["a0", "b0", "c00"]);
 }

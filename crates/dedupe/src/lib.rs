@@ -92,8 +92,8 @@ pub use hash::{Digest, HashAlgo};
 pub use pipeline::keys::{FileStamp, KeyRequest, KeySource, StageKey};
 pub use pipeline::stage::StageSpec;
 pub use pipeline::{
-    Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, FinderBuilder, Stage,
-    StageStats, Summary,
+    Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, FinderBuilder, GroupOrder,
+    Stage, StageStats, Summary,
 };
 pub use progress::{NoProgress, ProgressTracker};
 #[cfg(feature = "async")]

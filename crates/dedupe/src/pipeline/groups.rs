@@ -247,6 +247,21 @@ fn content_id(size: u64, digest: &Digest, probe: u32) -> u64 {
     (h.digest() % (ID_LIMIT - 1)) + 1
 }
 
+/// The order of a final report's groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupOrder {
+    /// Most bytes to reclaim first (size x copies beyond the first).
+    #[default]
+    Reclaimable,
+    /// Largest files first (report order).
+    Size,
+    /// Most copies first.
+    Count,
+    /// By first path (root order, then path bytes).
+    Path,
+}
+
 /// The groups of a finished run, compact: paths are built one group at a
 /// time as the report is written.
 pub(crate) struct GroupStore {
@@ -273,7 +288,32 @@ impl GroupStore {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
-        self.groups.iter().map(move |g| DuplicateGroup {
+        self.groups.iter().map(move |g| self.group(g))
+    }
+
+    /// The groups in `order`; ties keep report order. Only indices are
+    /// sorted: paths are still built one group at a time.
+    pub(crate) fn iter_by(&self, order: GroupOrder) -> impl Iterator<Item = DuplicateGroup> + '_ {
+        let mut idx: Vec<u32> = (0..self.groups.len() as u32).collect();
+        let g = |i: &u32| &self.groups[*i as usize];
+        match order {
+            GroupOrder::Size => {}
+            GroupOrder::Reclaimable => idx.sort_by_key(|i| {
+                let g = g(i);
+                std::cmp::Reverse(u128::from(g.size) * (g.members.len() as u128 - 1))
+            }),
+            GroupOrder::Count => idx.sort_by_key(|i| std::cmp::Reverse(g(i).members.len())),
+            GroupOrder::Path => idx.sort_by(|a, b| {
+                let first = |i: &u32| shown(&g(i).members[0], &self.aliases);
+                self.names.cmp(first(a), first(b))
+            }),
+        }
+        idx.into_iter()
+            .map(move |i| self.group(&self.groups[i as usize]))
+    }
+
+    fn group(&self, g: &Group) -> DuplicateGroup {
+        DuplicateGroup {
             id: g.id,
             size: g.size,
             hash: g.digest,
@@ -283,7 +323,7 @@ impl GroupStore {
                 .iter()
                 .map(|m| group_file(self.names.path(shown(m, &self.aliases)), g.size, m))
                 .collect(),
-        })
+        }
     }
 }
 

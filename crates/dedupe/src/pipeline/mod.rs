@@ -34,6 +34,7 @@ mod stats;
 mod summary;
 mod trie;
 
+pub use groups::GroupOrder;
 pub use summary::{FindReport, StageStats, Summary};
 
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! What a run reports when it ends: statistics and the groups, kept
 //! compact until they are read.
 
-use super::groups::GroupStore;
+use super::groups::{GroupOrder, GroupStore};
 use crate::entry::ErrorKind;
 use crate::group::DuplicateGroup;
 use crate::hash::HashAlgo;
@@ -87,6 +87,11 @@ impl FindReport {
     /// The groups, largest files first (then by id).
     pub fn groups(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
         self.groups.iter()
+    }
+
+    /// The groups in `order` (ties in report order).
+    pub fn groups_by(&self, order: GroupOrder) -> impl Iterator<Item = DuplicateGroup> + '_ {
+        self.groups.iter_by(order)
     }
 
     /// Number of groups.

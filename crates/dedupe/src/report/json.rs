@@ -9,7 +9,7 @@ use super::JsonPath;
 use crate::entry::EntryError;
 use crate::group::DuplicateGroup;
 use crate::hash::HashAlgo;
-use crate::pipeline::{FindReport, Summary};
+use crate::pipeline::{FindReport, GroupOrder, Summary};
 
 #[derive(Serialize)]
 struct GroupJson<'a> {
@@ -113,13 +113,13 @@ pub fn summary_line(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     )
 }
 
-/// One document: `{"summary":{..},"groups":[..]}`.
-pub fn document(w: &mut dyn Write, r: &FindReport) -> io::Result<()> {
+/// One document: `{"summary":{..},"groups":[..]}`, groups in `order`.
+pub fn document(w: &mut dyn Write, r: &FindReport, order: GroupOrder) -> io::Result<()> {
     // Written piece by piece so only one group's paths exist at a time.
     w.write_all(b"{\"summary\":")?;
     serde_json::to_writer(&mut *w, &r.summary)?;
     w.write_all(b",\"groups\":[")?;
-    for (i, g) in r.groups().enumerate() {
+    for (i, g) in r.groups_by(order).enumerate() {
         if i > 0 {
             w.write_all(b",")?;
         }

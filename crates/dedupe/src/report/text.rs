@@ -5,13 +5,14 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::{escape_path, human_bytes, plural};
 use crate::group::DuplicateGroup;
-use crate::pipeline::FindReport;
+use crate::pipeline::{FindReport, GroupOrder};
 
 /// Path terminator: newline, or NUL for `-0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Terminator {
     /// `\n`.
+    #[default]
     Newline,
     /// `\0`.
     Nul,
@@ -26,32 +27,48 @@ impl Terminator {
     }
 }
 
-/// The default report: a header with totals, then each group (largest
-/// files first) with its size and hash, one path per line. Paths are
-/// escaped with [`escape_path`], since this format is read on terminals
-/// and a name with a newline must not pass for two members. With
-/// [`Terminator::Nul`] the header is left out and paths end in NUL, with an
-/// empty record between groups; those are for programs, so they stay
-/// byte-exact.
-pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<()> {
+/// The default report: a header with totals, then each group in `order`
+/// with its size and hash, one path per line, then the totals again (a
+/// long report's top has scrolled away). Paths are escaped with
+/// [`escape_path`], since this format is read on terminals and a name with
+/// a newline must not pass for two members. An interrupted run says so at
+/// both ends. With [`Terminator::Nul`] the header and footer are left out
+/// and paths end in NUL, with an empty record between groups; those are
+/// for programs, so they stay byte-exact.
+pub fn text(
+    w: &mut dyn Write,
+    r: &FindReport,
+    term: Terminator,
+    order: GroupOrder,
+) -> io::Result<()> {
     let s = &r.summary;
-    if term == Terminator::Newline {
+    let totals = |w: &mut dyn Write| -> io::Result<()> {
         writeln!(
             w,
-            "# {} ({}) scanned; {}; {} ({})",
+            "# {} ({}) scanned; {}; {} ({} reclaimable)",
             plural(s.files_scanned, "file", "files"),
             human_bytes(s.bytes_scanned),
             plural(s.groups, "duplicate group", "duplicate groups"),
             plural(s.redundant_files, "redundant file", "redundant files"),
             human_bytes(s.redundant_bytes),
         )?;
+        if s.interrupted {
+            writeln!(
+                w,
+                "# interrupted: these are the groups confirmed before the stop"
+            )?;
+        }
+        Ok(())
+    };
+    if term == Terminator::Newline {
+        totals(w)?;
     }
-    for g in r.groups() {
+    for g in r.groups_by(order) {
         let g = &g;
         if term == Terminator::Newline {
             writeln!(
                 w,
-                "\n{} x {} ({} redundant) {}:{}",
+                "\n{} x {} ({} reclaimable) {}:{}",
                 g.files.len(),
                 human_bytes(g.size),
                 human_bytes(g.redundant_bytes()),
@@ -65,6 +82,10 @@ pub fn text(w: &mut dyn Write, r: &FindReport, term: Terminator) -> io::Result<(
             paths(w, g, term)?;
             w.write_all(&[0])?;
         }
+    }
+    if term == Terminator::Newline && s.groups > 0 {
+        writeln!(w)?;
+        totals(w)?;
     }
     w.flush()
 }

@@ -17,7 +17,7 @@ use crossbeam_channel::{bounded, Sender};
 use super::{json, text, Terminator};
 use crate::entry::EntryError;
 use crate::group::DuplicateGroup;
-use crate::pipeline::FindReport;
+use crate::pipeline::{FindReport, GroupOrder};
 
 /// The report formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,19 +59,32 @@ pub trait ReportWriter: Send {
     fn finish(&mut self, report: &FindReport) -> io::Result<()>;
 }
 
-/// The writer for `format` on `out`; `term` applies to the path formats
-/// (text, fdupes).
-pub fn writer(
-    format: Format,
-    out: Box<dyn Write + Send>,
-    term: Terminator,
-) -> Box<dyn ReportWriter> {
+/// How a final report is laid out.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct Layout {
+    /// Path terminator of the path formats (text, fdupes).
+    pub term: Terminator,
+    /// Group order of the formats written at the end (JSON Lines writes
+    /// groups as they are confirmed).
+    pub order: GroupOrder,
+}
+
+impl Layout {
+    /// A layout with `term` and `order`.
+    pub fn new(term: Terminator, order: GroupOrder) -> Layout {
+        Layout { term, order }
+    }
+}
+
+/// The writer for `format` on `out`.
+pub fn writer(format: Format, out: Box<dyn Write + Send>, layout: Layout) -> Box<dyn ReportWriter> {
     match format {
         Format::Jsonl => Box::new(Jsonl(out)),
         other => Box::new(AtEnd {
             format: other,
             out,
-            term,
+            layout,
         }),
     }
 }
@@ -80,17 +93,18 @@ pub fn writer(
 struct AtEnd {
     format: Format,
     out: Box<dyn Write + Send>,
-    term: Terminator,
+    layout: Layout,
 }
 
 impl ReportWriter for AtEnd {
     fn finish(&mut self, r: &FindReport) -> io::Result<()> {
         let w = &mut *self.out;
+        let Layout { term, order } = self.layout;
         match self.format {
-            Format::Text => text::text(w, r, self.term),
-            Format::Fdupes => text::fdupes(w, r.groups(), self.term),
-            Format::Csv => text::csv(w, r.groups()),
-            Format::Json => json::document(w, r),
+            Format::Text => text::text(w, r, term, order),
+            Format::Fdupes => text::fdupes(w, r.groups_by(order), term),
+            Format::Csv => text::csv(w, r.groups_by(order)),
+            Format::Json => json::document(w, r, order),
             Format::Jsonl => unreachable!("JSON Lines has a writer of its own"),
         }?;
         w.flush()
