@@ -154,7 +154,8 @@ pub struct WalkArgs {
 pub enum ProgressMode {
     /// When stderr is a terminal.
     Auto,
-    /// Always.
+    /// Always; when stderr is not a terminal, as a plain status line
+    /// every 2 seconds and one at the end.
     Always,
     /// Never.
     Never,

@@ -39,16 +39,30 @@ pub struct Bars {
     started: Instant,
     stop: AtomicBool,
     ticker: Mutex<Option<JoinHandle<()>>>,
-    /// Recent (time, bytes hashed) samples, for a rate that reflects now.
-    window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+    /// Recent (time, files scanned, bytes hashed) samples, for rates that
+    /// reflect now rather than the whole run.
+    window: Mutex<std::collections::VecDeque<(Instant, u64, u64)>>,
+    /// Whether the processing bar shows a bar yet (only once the scan is
+    /// over is the number of candidates known; before, a percentage would
+    /// be a guess that runs ahead of the truth).
+    known_total: AtomicBool,
+    /// `--progress always` with a stderr that is not a terminal: indicatif
+    /// draws nothing there, so a plain status line is printed every
+    /// `LOG_EVERY` instead.
+    log_lines: bool,
+    last_log: Mutex<Instant>,
 }
+
+/// How often `--progress always` prints a status line to a non-terminal.
+const LOG_EVERY: Duration = Duration::from_secs(2);
 
 /// How far back the hashing rate looks.
 const RATE_WINDOW: Duration = Duration::from_secs(3);
 
 impl Bars {
-    /// Starts drawing; `processing` adds the second bar.
-    pub fn start(processing: bool) -> Arc<Bars> {
+    /// Starts drawing; `processing` adds the second bar; `forced`: draw
+    /// even if stderr is not a terminal.
+    pub fn start(processing: bool, forced: bool) -> Arc<Bars> {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let scan = multi.add(ProgressBar::new_spinner());
         scan.set_style(
@@ -59,10 +73,9 @@ impl Bars {
             let pb = multi.add(ProgressBar::new(0));
             pb.set_style(
                 ProgressStyle::with_template(
-                    "{spinner:.cyan} processing [{bar:30.cyan/blue}] {pos}/{len} candidates  {msg}",
+                    "{spinner:.cyan} processing {pos} of {len} candidates found so far  {msg}",
                 )
-                .expect("static template")
-                .progress_chars("=> "),
+                .expect("static template"),
             );
             pb
         });
@@ -75,7 +88,16 @@ impl Bars {
             stop: AtomicBool::new(false),
             ticker: Mutex::new(None),
             window: Mutex::new(std::collections::VecDeque::new()),
+            known_total: AtomicBool::new(false),
+            log_lines: false,
+            last_log: Mutex::new(Instant::now()),
         });
+        let mut bars = bars;
+        if forced && bars.multi.is_hidden() {
+            if let Some(b) = Arc::get_mut(&mut bars) {
+                b.log_lines = true;
+            }
+        }
         let weak = Arc::downgrade(&bars);
         let handle = std::thread::Builder::new()
             .name("dedupe-progress".into())
@@ -94,60 +116,86 @@ impl Bars {
     fn redraw(&self) {
         let c = &self.counts;
         let now = Instant::now();
-        let scan_ms = c.scan_ms.load(Relaxed);
-        let scan_secs = if scan_ms > 0 {
-            scan_ms as f64 / 1000.0
-        } else {
-            self.started.elapsed().as_secs_f64()
-        }
-        .max(1e-3);
         let files = c.files.load(Relaxed);
-        let done = if c.scan_done.load(Relaxed) {
-            " (done)"
-        } else {
-            ""
+        let hashed = c.hashed.load(Relaxed);
+        let scan_done = c.scan_done.load(Relaxed);
+        // Rates over the last few seconds: what is happening now.
+        let (files_rate, hash_rate) = {
+            let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            w.push_back((now, files, hashed));
+            while w.len() > 2 && now.duration_since(w[0].0) > RATE_WINDOW {
+                w.pop_front();
+            }
+            let (t0, f0, b0) = w[0];
+            let secs = now.duration_since(t0).as_secs_f64();
+            if secs > 0.0 {
+                ((files - f0) as f64 / secs, (hashed - b0) as f64 / secs)
+            } else {
+                (0.0, 0.0)
+            }
         };
-        self.scan.set_message(format!(
-            "{files} files, {} dirs, {}, {:.0} files/s, {} errors{done}",
-            c.dirs.load(Relaxed),
-            human_bytes(c.bytes.load(Relaxed)),
-            files as f64 / scan_secs,
-            c.errors.load(Relaxed),
-        ));
+        let scan_msg = if scan_done {
+            let secs = (c.scan_ms.load(Relaxed) as f64 / 1000.0).max(1e-3);
+            format!(
+                "{files} files, {} dirs, {} in {secs:.1} s, {} errors (done)",
+                c.dirs.load(Relaxed),
+                human_bytes(c.bytes.load(Relaxed)),
+                c.errors.load(Relaxed),
+            )
+        } else {
+            format!(
+                "{files} files, {} dirs, {}, {:.0} files/s, {} errors",
+                c.dirs.load(Relaxed),
+                human_bytes(c.bytes.load(Relaxed)),
+                files_rate,
+                c.errors.load(Relaxed),
+            )
+        };
+        self.scan.set_message(scan_msg.clone());
         self.scan.tick();
+        let mut process_msg = String::new();
         if let Some(pb) = &self.process {
-            pb.set_length(c.cand_files.load(Relaxed));
-            pb.set_position(c.settled_files.load(Relaxed));
-            let hashed = c.hashed.load(Relaxed);
-            let rate = {
-                let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-                w.push_back((now, hashed));
-                while w.len() > 2 && now.duration_since(w[0].0) > RATE_WINDOW {
-                    w.pop_front();
-                }
-                let (t0, b0) = w[0];
-                let secs = now.duration_since(t0).as_secs_f64();
-                if secs > 0.0 {
-                    (hashed - b0) as f64 / secs
-                } else {
-                    0.0
-                }
-            };
-            // Only once the scan is over is the amount of work known.
-            let eta = if c.scan_done.load(Relaxed) && rate > 0.0 {
+            if scan_done && !self.known_total.swap(true, Relaxed) {
+                pb.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner:.cyan} processing [{bar:30.cyan/blue}] {pos}/{len} candidates  {msg}",
+                    )
+                    .expect("static template")
+                    .progress_chars("=> "),
+                );
+            }
+            let (len, pos) = (c.cand_files.load(Relaxed), c.settled_files.load(Relaxed));
+            pb.set_length(len);
+            pb.set_position(pos);
+            // An ETA only once the work is known, and only from bytes
+            // still to read at the current rate.
+            let eta = if scan_done && hash_rate > 0.0 {
                 let left = c
                     .cand_bytes
                     .load(Relaxed)
                     .saturating_sub(c.settled_bytes.load(Relaxed));
-                format!(", ETA {:.0}s", left as f64 / rate)
+                format!(", ETA {:.0}s", left as f64 / hash_rate)
             } else {
                 String::new()
             };
-            pb.set_message(format!(
+            let msg = format!(
                 "{} hashed, {}/s{eta}",
                 human_bytes(hashed),
-                human_bytes(rate as u64)
-            ));
+                human_bytes(hash_rate as u64)
+            );
+            process_msg = if scan_done {
+                format!("; processing {pos}/{len} candidates, {msg}")
+            } else {
+                format!("; processing {pos} of {len} candidates found so far, {msg}")
+            };
+            pb.set_message(msg);
+        }
+        if self.log_lines {
+            let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+            if now.duration_since(*last) >= LOG_EVERY {
+                *last = now;
+                crate::ui::warn(format_args!("dedupe: scanning {scan_msg}{process_msg}"));
+            }
         }
     }
 
@@ -161,11 +209,17 @@ impl Bars {
         let _ = self.multi.println(line);
     }
 
-    /// Stops and clears the bars.
+    /// Stops and clears the bars (a log of status lines ends with one).
     pub fn finish(&self) {
         self.stop.store(true, Relaxed);
         if let Some(h) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
+        }
+        if self.log_lines {
+            if let Some(t) = Instant::now().checked_sub(LOG_EVERY) {
+                *self.last_log.lock().unwrap_or_else(|p| p.into_inner()) = t;
+            }
+            self.redraw();
         }
         self.scan.finish_and_clear();
         if let Some(pb) = &self.process {

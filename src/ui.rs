@@ -50,7 +50,7 @@ impl Ui {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
         };
         Ui {
-            bars: show.then(|| Bars::start(processing)),
+            bars: show.then(|| Bars::start(processing, mode == ProgressMode::Always)),
             verbose,
         }
     }

@@ -463,3 +463,25 @@ fn sort_orders_groups_by_reclaimable_bytes_size_count_or_path() {
     assert_eq!(firsts(Some("count")), ["c00", "b0", "a0"]);
     assert_eq!(firsts(Some("path")), ["a0", "b0", "c00"]);
 }
+
+#[test]
+fn progress_always_logs_status_lines_when_stderr_is_not_a_terminal() {
+    let t = Tree::new();
+    t.file("a", "same");
+    t.file("b", "same");
+    let mut cmd = bin();
+    cmd.arg(t.root()).args(["--progress", "always"]);
+    let out = run(cmd);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("dedupe: scanning 2 files") && l.contains("(done)")),
+        "{err}"
+    );
+    assert!(err.contains("processing 2/2 candidates"), "{err}");
+    let mut cmd = bin();
+    cmd.arg(t.root());
+    assert_eq!(stderr(&run(cmd)), "", "auto: nothing when not a terminal");
+}
