@@ -121,7 +121,7 @@ pub struct WalkArgs {
     /// Follow symbolic links (a directory reached twice is entered once).
     #[arg(long, short = 'L')]
     pub follow_links: bool,
-    /// Worker threads per stage (0: one per CPU).
+    /// Threads that read and hash candidates (0: one per CPU); `scan` reads no content.
     #[arg(long, short = 't', value_name = "N")]
     pub threads: Option<usize>,
     /// Use the high-throughput walker preset (2 scanners per CPU, 50K buffer, 200-file batches).

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dedupe::report::human_bytes;
+use dedupe::report::{human_bytes, plural};
 use dedupe::{EntryError, ProgressTracker};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -137,18 +137,20 @@ impl Bars {
         let scan_msg = if scan_done {
             let secs = (c.scan_ms.load(Relaxed) as f64 / 1000.0).max(1e-3);
             format!(
-                "{files} files, {} dirs, {} in {secs:.1} s, {} errors (done)",
-                c.dirs.load(Relaxed),
+                "{}, {}, {} in {secs:.1} s, {} (done)",
+                plural(files, "file", "files"),
+                plural(c.dirs.load(Relaxed), "dir", "dirs"),
                 human_bytes(c.bytes.load(Relaxed)),
-                c.errors.load(Relaxed),
+                plural(c.errors.load(Relaxed), "error", "errors"),
             )
         } else {
             format!(
-                "{files} files, {} dirs, {}, {:.0} files/s, {} errors",
-                c.dirs.load(Relaxed),
+                "{}, {}, {}, {:.0} files/s, {}",
+                plural(files, "file", "files"),
+                plural(c.dirs.load(Relaxed), "dir", "dirs"),
                 human_bytes(c.bytes.load(Relaxed)),
                 files_rate,
-                c.errors.load(Relaxed),
+                plural(c.errors.load(Relaxed), "error", "errors"),
             )
         };
         self.scan.set_message(scan_msg.clone());
