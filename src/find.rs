@@ -162,7 +162,7 @@ fn print_summary(s: &Summary, verbose: bool) {
             );
         }
     }
-    if let Some(peak) = dedupe::rss::peak() {
+    if let Some(peak) = dedupe_testkit::rss::peak() {
         let _ = writeln!(e, "peak memory: {}", human_bytes(peak));
     }
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use dedupe::gen::{generate_with_cancel, GenError, GenSpec, SizeDist};
 use dedupe::report::{escape, human_bytes, plural};
+use dedupe_testkit::gen::{generate_with_cancel, GenError, GenSpec, SizeDist};
 
 use crate::args::{GenArgs, SizeDistArg};
 use crate::ui::{self, exit};

@@ -121,7 +121,7 @@ pub fn run(args: ScanArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             "errors: {}",
             ui::errors_by_kind(&stats.errors)
         ));
-        if let Some(peak) = dedupe::rss::peak() {
+        if let Some(peak) = dedupe_testkit::rss::peak() {
             ui::warn(format_args!("peak memory: {}", human_bytes(peak)));
         }
     }

@@ -7,8 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dedupe::gen::{generate, GenSpec};
-use dedupe::{rss, Config, NoProgress, StreamingConfig, StreamingWalker, WalkEvent};
+use dedupe::{Config, NoProgress, StreamingConfig, StreamingWalker, WalkEvent};
+use dedupe_testkit::gen::{generate, GenSpec};
+use dedupe_testkit::rss;
 
 /// The promise: a scan never needs more than this.
 const PEAK_LIMIT: u64 = 64 << 20;

@@ -7,12 +7,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dedupe::gen::{generate, GenSpec, SizeDist};
 use dedupe::report::decode_json_path;
 use dedupe::{
     Config, ErrorKind, FindEvent, FindOptions, Finder, HashAlgo, NoProgress, ProgressTracker,
     StreamingConfig,
 };
+use dedupe_testkit::gen::{generate, GenSpec, SizeDist};
 use proptest::prelude::*;
 
 use crate::util::{bin, chmod, code, p, reference_files, run, split0, stderr, unprivileged, Tree};

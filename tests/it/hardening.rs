@@ -594,15 +594,15 @@ fn reports_are_byte_identical_across_runs_and_thread_counts() {
 }
 
 fn dedupe_gen(root: &Path, files: u64) {
-    dedupe::gen::generate(
+    dedupe_testkit::gen::generate(
         root,
-        &dedupe::gen::GenSpec {
+        &dedupe_testkit::gen::GenSpec {
             files,
             dirs: 60,
             max_size: 3000,
             dup_ratio: 0.3,
             seed: 5,
-            ..dedupe::gen::GenSpec::default()
+            ..dedupe_testkit::gen::GenSpec::default()
         },
     )
     .unwrap();

@@ -5,11 +5,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dedupe::gen::{generate, GenSpec};
 use dedupe::{
     Config, ConfigError, EntryKind, ErrorKind, FileEntry, Filters, NoProgress, StreamingConfig,
     StreamingWalker, WalkError, WalkEvent, WalkStats,
 };
+use dedupe_testkit::gen::{generate, GenSpec};
 
 use crate::util::{reference_files, Tree};
 

@@ -76,13 +76,11 @@
 pub mod config;
 pub mod entry;
 mod fsutil;
-pub mod gen;
 pub mod group;
 pub mod hash;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
-pub mod rss;
 pub mod walk;
 
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};

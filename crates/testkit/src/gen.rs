@@ -113,7 +113,7 @@ pub enum GenError {
     Io(#[from] io::Error),
     /// The cancel flag was raised. Files finished before that are complete
     /// and counted in the report; the rest were never created.
-    #[error("cancelled after writing {}", crate::report::plural(.0.files, "file", "files"))]
+    #[error("cancelled after writing {}", dedupe::report::plural(.0.files, "file", "files"))]
     Cancelled(GenReport),
 }
 
