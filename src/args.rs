@@ -97,12 +97,15 @@ pub struct WalkArgs {
     /// Do not report files deeper than this (a root's children are at depth 1).
     #[arg(long, short = 'd', value_name = "N")]
     pub max_depth: Option<usize>,
-    /// Only files whose name (or path, if the glob has a '/') matches; repeatable.
+    /// Only files whose name (or path below its root, if the glob has a '/') matches; repeatable.
     #[arg(long = "include", short = 'i', value_name = "GLOB")]
     pub include: Vec<String>,
-    /// Skip files and directories whose name (or path, if the glob has a '/') matches; repeatable.
+    /// Skip files and directories whose name (or path below its root, if the glob has a '/') matches; repeatable.
     #[arg(long = "exclude", short = 'x', value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Globs (--include, --exclude) match without regard to case.
+    #[arg(long, short = 'I')]
+    pub ignore_case: bool,
     /// Only files with these extensions (comma-separated or repeated; case-insensitive).
     #[arg(long = "ext", short = 'e', value_name = "EXT", value_delimiter = ',')]
     pub ext: Vec<String>,
@@ -183,6 +186,7 @@ impl WalkArgs {
             filters: Filters {
                 include_globs: self.include.clone(),
                 exclude_globs: self.exclude.clone(),
+                ignore_case: self.ignore_case,
                 extensions: self.ext.clone(),
                 exclude_extensions: self.exclude_ext.clone(),
                 media: self.media,

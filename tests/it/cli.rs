@@ -485,3 +485,30 @@ fn progress_always_logs_status_lines_when_stderr_is_not_a_terminal() {
     cmd.arg(t.root());
     assert_eq!(stderr(&run(cmd)), "", "auto: nothing when not a terminal");
 }
+
+#[test]
+fn path_globs_match_below_the_root_however_it_is_spelled() {
+    let t = Tree::new();
+    t.file("t1/keep/a.jpg", "x");
+    t.file("t1/sub/b.JPG", "y");
+    t.file("t1/sub/c.txt", "z");
+    let list = |root: &str, args: &[&str]| {
+        let mut cmd = bin();
+        cmd.current_dir(t.root()).arg("scan").arg(root).args(args);
+        let out = run(cmd);
+        assert!(out.status.success(), "{out:?}");
+        let mut names: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    for root in ["t1", "./t1", "t1/", t.path("t1").to_str().unwrap()] {
+        assert_eq!(list(root, &["--exclude", "sub/*"]), ["a.jpg"], "root {root}");
+        assert_eq!(list(root, &["--include", "sub/*.txt"]), ["c.txt"], "root {root}");
+    }
+    assert_eq!(list("t1", &["--include", "*.jpg"]), ["a.jpg"]);
+    assert_eq!(list("t1", &["-I", "--include", "*.jpg"]), ["a.jpg", "b.JPG"]);
+}

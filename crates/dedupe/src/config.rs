@@ -101,9 +101,10 @@ impl Config {
 /// Filters on names, paths and extensions.
 ///
 /// Globs use `globset` syntax (`*`, `**`, `?`, `[a-z]`, `{a,b}`). A glob that
-/// contains a `/` is matched against the whole path; any other glob against
-/// the file or directory name alone, so `--exclude .git` and
-/// `--exclude '**/cache/**'` both do what they look like.
+/// contains a `/` is matched against the path relative to the root the
+/// file was found under (so roots spelled `t`, `./t` or `t/` behave alike);
+/// any other glob against the file or directory name alone, so `--exclude
+/// .git` and `--exclude '**/cache/**'` both do what they look like.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
     /// If not empty, a file is reported only if it matches one of these.
@@ -112,6 +113,8 @@ pub struct Filters {
     /// Files matching any of these are skipped, and directories matching any
     /// of these are not entered at all.
     pub exclude_globs: Vec<String>,
+    /// Globs match without regard to case (`*.jpg` matches `A.JPG`).
+    pub ignore_case: bool,
     /// If not empty, only files with one of these extensions (without the
     /// dot, compared without regard to ASCII case) are reported.
     pub extensions: Vec<String>,

@@ -26,6 +26,9 @@ pub struct DirPath {
     /// Index of the root it was reached from, in the order the roots were
     /// given: reports order paths by it first.
     root: u32,
+    /// Bytes of `path` that spell the root: what follows is the path
+    /// relative to the root (which path globs are matched against).
+    root_len: u32,
     /// The root directory's open handle, for opening anything below it
     /// without following symlinks (see [`Base`]). `None`: open by path,
     /// following symlinks (files named as roots, and everything under
@@ -70,22 +73,34 @@ impl DirPath {
         root: u32,
         base: Option<Arc<Base>>,
     ) -> Arc<DirPath> {
+        let path = path.into().into_boxed_path();
+        let root_len = u32::try_from(path.as_os_str().len()).unwrap_or(u32::MAX);
         Arc::new(DirPath {
-            path: path.into().into_boxed_path(),
+            path,
             depth,
             root,
+            root_len,
             base,
         })
     }
 
     /// A subdirectory `name` of this one, on the same root.
     pub(crate) fn child(&self, name: &[u8]) -> Arc<DirPath> {
-        Self::with_root(
-            self.join(name),
-            self.depth + 1,
-            self.root,
-            self.base.clone(),
-        )
+        Arc::new(DirPath {
+            path: self.join(name).into_boxed_path(),
+            depth: self.depth + 1,
+            root: self.root,
+            root_len: self.root_len,
+            base: self.base.clone(),
+        })
+    }
+
+    /// This directory's path relative to its root (empty for the root):
+    /// the same however the root was spelled (`t`, `./t`, `t/`).
+    pub fn relative(&self) -> &[u8] {
+        let p = self.path.as_os_str().as_bytes();
+        let rest = p.get(self.root_len as usize..).unwrap_or_default();
+        rest.strip_prefix(b"/").unwrap_or(rest)
     }
 
     /// Index of the root this directory was reached from (order given).

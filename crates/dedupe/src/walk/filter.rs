@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::config::{Config, ConfigError, MEDIA_EXTENSIONS};
 use crate::entry::DirPath;
@@ -17,20 +17,24 @@ use crate::entry::DirPath;
 struct Globs {
     /// Matched against the name alone.
     name: Option<GlobSet>,
-    /// Matched against the full path (globs containing `/`).
+    /// Matched against the path relative to the root the file was found
+    /// under (globs containing `/`).
     path: Option<GlobSet>,
 }
 
 impl Globs {
-    fn build(globs: &[String]) -> Result<Globs, ConfigError> {
+    fn build(globs: &[String], ignore_case: bool) -> Result<Globs, ConfigError> {
         let mut name = GlobSetBuilder::new();
         let mut path = GlobSetBuilder::new();
         let (mut n, mut p) = (0, 0);
         for g in globs {
-            let glob = Glob::new(g).map_err(|e| ConfigError::Glob {
-                glob: g.clone(),
-                message: e.kind().to_string(),
-            })?;
+            let glob = GlobBuilder::new(g)
+                .case_insensitive(ignore_case)
+                .build()
+                .map_err(|e| ConfigError::Glob {
+                    glob: g.clone(),
+                    message: e.kind().to_string(),
+                })?;
             if g.contains('/') {
                 path.add(glob);
                 p += 1;
@@ -65,7 +69,16 @@ impl Globs {
             }
         }
         if let Some(set) = &self.path {
-            if set.is_match(dir.join(name)) {
+            // Relative to the root: `t`, `./t` and `t/` as roots match alike.
+            let rel = dir.relative();
+            let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let candidate = globset::Candidate::new(Path::new(OsStr::from_bytes(&path)));
+            if set.is_match_candidate(&candidate) {
                 return true;
             }
         }
@@ -102,8 +115,8 @@ impl Filter {
             keep.extend(MEDIA_EXTENSIONS.iter().map(|e| lower_ext(e)));
         }
         Ok(Filter {
-            include: Globs::build(&f.include_globs)?,
-            exclude: Globs::build(&f.exclude_globs)?,
+            include: Globs::build(&f.include_globs, f.ignore_case)?,
+            exclude: Globs::build(&f.exclude_globs, f.ignore_case)?,
             extensions: (!keep.is_empty()).then_some(keep),
             exclude_extensions: f.exclude_extensions.iter().map(|e| lower_ext(e)).collect(),
             include_hidden: config.include_hidden,
@@ -211,13 +224,22 @@ mod tests {
             exclude_globs: vec!["*.tmp".into(), "**/skip/**".into(), "cache".into()],
             ..Filters::default()
         });
-        let d = DirPath::new("root/a", 1);
+        let root = DirPath::new("root", 0);
+        let d = root.child(b"a");
+        assert_eq!(d.relative(), b"a");
         assert!(!f.file_name_ok(&d, b"x.tmp"));
         assert!(f.file_name_ok(&d, b"x.jpg"));
         assert!(!f.enter_dir(&d, b"cache"));
         assert!(f.enter_dir(&d, b"other"));
-        let s = DirPath::new("root/skip", 1);
+        let s = root.child(b"skip");
         assert!(!f.file_name_ok(&s, b"x.jpg"));
+        // Path globs see the path below the root, not the root's spelling.
+        let f = filter(Filters {
+            exclude_globs: vec!["a/*.jpg".into()],
+            ..Filters::default()
+        });
+        assert!(!f.file_name_ok(&d, b"x.jpg"));
+        assert!(f.file_name_ok(&DirPath::new("elsewhere/a", 0), b"x.jpg"));
         let f = filter(Filters {
             include_globs: vec!["IMG_*".into()],
             exclude_extensions: vec!["png".into()],
