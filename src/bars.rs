@@ -109,7 +109,10 @@ impl Bars {
                 }
             })
             .ok();
-        *bars.ticker.lock().unwrap_or_else(|p| p.into_inner()) = handle;
+        *bars
+            .ticker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = handle;
         bars
     }
 
@@ -121,7 +124,10 @@ impl Bars {
         let scan_done = c.scan_done.load(Relaxed);
         // Rates over the last few seconds: what is happening now.
         let (files_rate, hash_rate) = {
-            let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = self
+                .window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             w.push_back((now, files, hashed));
             while w.len() > 2 && now.duration_since(w[0].0) > RATE_WINDOW {
                 w.pop_front();
@@ -180,10 +186,13 @@ impl Bars {
             } else {
                 String::new()
             };
+            // A rate is never negative; the cast saturates.
+            #[allow(clippy::cast_sign_loss)]
+            let rate = hash_rate as u64;
             let msg = format!(
                 "{} hashed, {}/s{eta}",
                 human_bytes(hashed),
-                human_bytes(hash_rate as u64)
+                human_bytes(rate)
             );
             process_msg = if scan_done {
                 format!("; processing {pos}/{len} candidates, {msg}")
@@ -193,7 +202,10 @@ impl Bars {
             pb.set_message(msg);
         }
         if self.log_lines {
-            let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .last_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if now.duration_since(*last) >= LOG_EVERY {
                 *last = now;
                 crate::ui::warn(format_args!("dedupe: scanning {scan_msg}{process_msg}"));
@@ -214,12 +226,20 @@ impl Bars {
     /// Stops and clears the bars (a log of status lines ends with one).
     pub fn finish(&self) {
         self.stop.store(true, Relaxed);
-        if let Some(h) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .ticker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             let _ = h.join();
         }
         if self.log_lines {
             if let Some(t) = Instant::now().checked_sub(LOG_EVERY) {
-                *self.last_log.lock().unwrap_or_else(|p| p.into_inner()) = t;
+                *self
+                    .last_log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = t;
             }
             self.redraw();
         }

@@ -38,7 +38,7 @@ impl Interrupt {
             if let Some(stop) = handler
                 .stopper
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .as_ref()
             {
                 stop();
@@ -49,7 +49,10 @@ impl Interrupt {
 
     /// Run `stop` when Ctrl-C is pressed.
     pub fn arm(&self, stop: impl Fn() + Send + 'static) {
-        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(stop));
+        *self
+            .stopper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(stop));
     }
 
     pub fn fired(&self) -> bool {

@@ -137,7 +137,7 @@ pub fn serious_errors(errors: &[u64; ErrorKind::ALL.len()]) -> u64 {
         .sum()
 }
 
-/// "permission_denied 2, vanished 1", or "none".
+/// "`permission_denied` 2, vanished 1", or "none".
 pub fn errors_by_kind(errors: &[u64; ErrorKind::ALL.len()]) -> String {
     let parts: Vec<String> = ErrorKind::ALL
         .iter()

@@ -16,7 +16,7 @@ const PEAK_LIMIT: u64 = 64 << 20;
 /// ...and five times the files may cost at most this much more.
 const GROWTH_LIMIT: f64 = 0.10;
 
-/// Like the seed's MemoryProfiler: samples resident memory every 1,000
+/// Like the seed's `MemoryProfiler`: samples resident memory every 1,000
 /// files while a consumer drains the walk.
 struct Profile {
     files: u64,
@@ -90,9 +90,9 @@ fn memory_is_bounded_and_flat_from_20k_to_100k_files() {
         let b = least(large.path());
         println!(
             "{sc:?}\n  20k files: peak {:.1} MiB ({} samples)\n 100k files: peak {:.1} MiB ({} samples)",
-            a.peak as f64 / 1048576.0,
+            a.peak as f64 / 1_048_576.0,
             a.samples,
-            b.peak as f64 / 1048576.0,
+            b.peak as f64 / 1_048_576.0,
             b.samples
         );
         assert_eq!((a.files, b.files), (20_000, 100_000));
@@ -125,10 +125,10 @@ fn memory_is_bounded_and_flat_from_20k_to_100k_files() {
     // every file is a candidate (sizes 0-64 bytes), the worst case.
     let small_find = cli_peak_mib(&["find"], small.path());
     let large_find = cli_peak_mib(&["find"], large.path());
-    let per_file = (large_find - small_find) * 1048576.0 / 80_000.0;
+    let per_file = (large_find - small_find) * 1_048_576.0 / 80_000.0;
     println!("dedupe find: 20k files {small_find:.1} MiB, 100k files {large_find:.1} MiB: {per_file:.0} bytes per added file");
     assert!(
-        large_find < PEAK_LIMIT as f64 / 1048576.0,
+        large_find < PEAK_LIMIT as f64 / 1_048_576.0,
         "find peaked at {large_find} MiB"
     );
     assert!(

@@ -506,9 +506,20 @@ fn path_globs_match_below_the_root_however_it_is_spelled() {
         names
     };
     for root in ["t1", "./t1", "t1/", t.path("t1").to_str().unwrap()] {
-        assert_eq!(list(root, &["--exclude", "sub/*"]), ["a.jpg"], "root {root}");
-        assert_eq!(list(root, &["--include", "sub/*.txt"]), ["c.txt"], "root {root}");
+        assert_eq!(
+            list(root, &["--exclude", "sub/*"]),
+            ["a.jpg"],
+            "root {root}"
+        );
+        assert_eq!(
+            list(root, &["--include", "sub/*.txt"]),
+            ["c.txt"],
+            "root {root}"
+        );
     }
     assert_eq!(list("t1", &["--include", "*.jpg"]), ["a.jpg"]);
-    assert_eq!(list("t1", &["-I", "--include", "*.jpg"]), ["a.jpg", "b.JPG"]);
+    assert_eq!(
+        list("t1", &["-I", "--include", "*.jpg"]),
+        ["a.jpg", "b.JPG"]
+    );
 }

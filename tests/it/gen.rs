@@ -108,7 +108,7 @@ fn any_file(dir: &Path) -> bool {
 #[test]
 fn ctrl_c_stops_gen_early_with_130() {
     let t = Tree::new();
-    let files = 300_000;
+    let files: usize = 300_000;
     let mut cmd = bin();
     cmd.arg("gen")
         .arg(t.root())
@@ -159,5 +159,5 @@ fn ctrl_c_stops_gen_early_with_130() {
         signalled.elapsed()
     );
     let written = reference_files(t.root()).len();
-    assert!(written < files as usize, "stopped early: {written} files");
+    assert!(written < files, "stopped early: {written} files");
 }

@@ -151,7 +151,7 @@ fn stats_and_filters_from_the_command_line() {
         .lines()
         .map(|l| l.rsplit('/').next().unwrap())
         .collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(names, ["a.mkv", "e.flac"]);
     let err = stderr(&out);
     assert!(

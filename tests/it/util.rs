@@ -62,13 +62,13 @@ impl Tree {
         path
     }
 
-    /// A file at the bottom of a directory chain deeper than PATH_MAX
+    /// A file at the bottom of a directory chain deeper than `PATH_MAX`
     /// (4096 bytes), built with openat: no whole-path call can make one.
     pub fn deep_file(&self, content: &[u8]) -> PathBuf {
         self.deep_dir(&["deep.bin"], content).join("deep.bin")
     }
 
-    /// A directory chain deeper than PATH_MAX holding `files`, each with
+    /// A directory chain deeper than `PATH_MAX` holding `files`, each with
     /// `content`; returns the chain's bottom directory.
     pub fn deep_dir(&self, files: &[&str], content: &[u8]) -> PathBuf {
         use rustix::fs::{Mode, OFlags};

@@ -25,7 +25,7 @@ fn walk_all(
         match ev {
             WalkEvent::Batch(b) => {
                 assert!(!b.is_empty(), "empty batches are never sent");
-                files.extend(b)
+                files.extend(b);
             }
             WalkEvent::Error(e) => errors.push(e),
             _ => {}
@@ -330,7 +330,7 @@ fn files_vanishing_during_the_walk_are_not_fatal() {
         Arc::new(Config::default()),
         Arc::new(Remover {
             root: t.root().to_path_buf(),
-            next: Default::default(),
+            next: std::sync::atomic::AtomicUsize::default(),
         }),
         Some(StreamingConfig {
             scanner_workers: 1,
@@ -365,7 +365,7 @@ fn dir_events(config: Config, root: &std::path::Path) -> Vec<(dedupe::DirDone, u
     };
     let walker = StreamingWalker::new(Arc::new(config), Arc::new(NoProgress), Some(sc))
         .report_directories(true);
-    let mut seen: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+    let mut seen = std::collections::HashMap::<std::path::PathBuf, u64>::default();
     let mut out = Vec::new();
     for ev in walker.walk(&[root]).unwrap() {
         match ev {
@@ -422,7 +422,7 @@ fn each_directory_is_reported_once_after_its_files_with_its_counts() {
         got,
         [
             // files, subdirs, excluded, unreadable, special; each after its files
-            ("".to_string(), [1, 1, 1, 0, 1], true, 1),
+            (String::new(), [1, 1, 1, 0, 1], true, 1),
             ("sub".to_string(), [1, 1, 1, 0, 1], true, 1),
             ("sub/deep".to_string(), [0, 0, 0, 0, 0], true, 0),
         ]
@@ -449,7 +449,7 @@ fn a_directory_reached_twice_is_reported_unlisted_the_second_time() {
     assert_eq!(
         complete,
         [
-            ("".to_string(), true),
+            (String::new(), true),
             ("sub".to_string(), true),
             ("sub/up".to_string(), false),
         ]

@@ -242,9 +242,7 @@ impl StreamingConfig {
 
 /// Number of CPUs this process may run on (at least 1).
 pub fn available_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// A configuration value that cannot work.

@@ -303,7 +303,7 @@ impl FileEntry {
 
     /// Appends the full path's bytes to `out`.
     pub fn write_path(&self, out: &mut Vec<u8>) {
-        self.dir.join_into(&self.name, out)
+        self.dir.join_into(&self.name, out);
     }
 
     /// Depth below its root (a root's direct children are at depth 1).
@@ -376,8 +376,8 @@ impl ErrorKind {
     pub fn of(err: &io::Error) -> ErrorKind {
         use rustix::io::Errno;
         match Errno::from_io_error(err) {
-            Some(Errno::ACCESS) | Some(Errno::PERM) => ErrorKind::PermissionDenied,
-            Some(Errno::NOENT) | Some(Errno::NOTDIR) => ErrorKind::Vanished,
+            Some(Errno::ACCESS | Errno::PERM) => ErrorKind::PermissionDenied,
+            Some(Errno::NOENT | Errno::NOTDIR) => ErrorKind::Vanished,
             Some(Errno::NAMETOOLONG) => ErrorKind::NameTooLong,
             Some(Errno::LOOP) => ErrorKind::Loop,
             _ => match err.kind() {
@@ -388,7 +388,7 @@ impl ErrorKind {
         }
     }
 
-    /// Short snake_case name, as in JSON output.
+    /// Short `snake_case` name, as in JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::PermissionDenied => "permission_denied",

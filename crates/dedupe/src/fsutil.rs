@@ -39,7 +39,7 @@ pub(crate) fn open_beneath(base: &Base, path: &[u8], flags: OFlags) -> Result<Ow
             Mode::empty(),
             resolve,
         ) {
-            Err(Errno::NOSYS) | Err(Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            Err(Errno::NOSYS | Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
             Err(Errno::NAMETOOLONG) => {}
             // openat2 reports a refused symlink as ELOOP, as O_NOFOLLOW does.
             other => return other,

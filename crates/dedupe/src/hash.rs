@@ -56,7 +56,7 @@ impl HashAlgo {
         match self {
             HashAlgo::Xxh3 => ContentHasher::Xxh3(Box::default()),
             HashAlgo::Blake3 => ContentHasher::Blake3(Box::default()),
-            HashAlgo::Sha256 => ContentHasher::Sha256(Default::default()),
+            HashAlgo::Sha256 => ContentHasher::Sha256(sha2::Sha256::default()),
         }
     }
 }

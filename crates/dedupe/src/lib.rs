@@ -32,6 +32,7 @@
 //!     match event {
 //!         WalkEvent::Batch(batch) => files += batch.len(),
 //!         WalkEvent::Error(e) => eprintln!("{e}"),
+//!         _ => {} // directory events, when asked for
 //!     }
 //! }
 //! assert_eq!(files, 1);

@@ -132,7 +132,7 @@ pub struct GenReport {
     pub near_duplicates: u64,
 }
 
-/// SplitMix64: a fixed, published mixing function. Written here rather
+/// `SplitMix64`: a fixed, published mixing function. Written here rather
 /// than taken from `rand` because generated trees must stay byte-identical
 /// across dependency upgrades, which `rand`'s generators do not promise.
 fn mix(mut z: u64) -> u64 {
@@ -177,7 +177,10 @@ impl Plan<'_> {
                 let u2 = unit(self.h(i, 3));
                 let n = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
                 let size = (median.max(1) as f64) * (sigma * n).exp();
-                (size as u64).clamp(s.min_size, s.max_size)
+                // `size` is positive (an exponential); the cast saturates.
+                #[allow(clippy::cast_sign_loss)]
+                let size = size as u64;
+                size.clamp(s.min_size, s.max_size)
             }
         }
     }

@@ -146,10 +146,10 @@ impl Registry {
             let n = grp.members.len();
             let due = force || grp.reported == 0 || 2 * n >= 3 * grp.reported;
             if !due || (n < 2 && grp.reported == 0) {
-                if !due {
-                    keep.push(g);
-                } else {
+                if due {
                     self.groups[g as usize].dirty = false;
+                } else {
+                    keep.push(g);
                 }
                 continue;
             }

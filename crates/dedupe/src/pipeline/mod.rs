@@ -237,7 +237,9 @@ impl Finder {
         let result = match &self.keys {
             Some(keys) => {
                 // One run at a time uses the key source.
-                let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
+                let mut keys = keys
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 self.run_inner(roots, Some(&mut **keys), on_event)
             }
             None => self.run_inner(roots, None, on_event),
@@ -246,6 +248,9 @@ impl Finder {
         result
     }
 
+    // One function on purpose: the loop's exit and backpressure conditions
+    // read best next to the channels and threads they depend on.
+    #[allow(clippy::too_many_lines)]
     fn run_inner<P: AsRef<Path>>(
         &self,
         roots: &[P],

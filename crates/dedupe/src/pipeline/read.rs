@@ -127,7 +127,8 @@ fn read_full_at(fd: &OwnedFd, buf: &mut [u8], mut offset: u64) -> io::Result<usi
                 done += n;
                 offset += n as u64;
             }
-            Err(rustix::io::Errno::INTR) => continue,
+            // Interrupted before reading anything: try again.
+            Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
     }

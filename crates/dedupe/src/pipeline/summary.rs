@@ -42,7 +42,7 @@ pub struct Summary {
     pub redundant_files: u64,
     /// Bytes beyond the first copy in each group.
     pub redundant_bytes: u64,
-    /// Errors by kind (snake_case names), walk and pipeline together.
+    /// Errors by kind (`snake_case` names), walk and pipeline together.
     pub errors: std::collections::BTreeMap<&'static str, u64>,
     /// The full hash used.
     pub hash: HashAlgo,

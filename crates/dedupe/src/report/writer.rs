@@ -164,7 +164,7 @@ impl Spawned {
             Ok(Spawned {
                 tx: None,
                 thread: None,
-                failed: Default::default(),
+                failed: std::sync::Arc::default(),
                 idle: Some(writer),
             })
         }

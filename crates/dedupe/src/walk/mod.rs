@@ -258,7 +258,7 @@ impl StreamingWalker {
             dir_events: self.dir_events,
             counters: Counters::default(),
             progress: Arc::clone(&self.progress),
-            visited: Mutex::new(Default::default()),
+            visited: Mutex::new(HashSet::default()),
             root_files,
             open_dirs: Arc::new(AtomicUsize::new(0)),
         });

@@ -129,7 +129,7 @@ impl Shared {
     pub(crate) fn first_visit(&self, dev: u64, ino: u64) -> bool {
         self.visited
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((dev, ino))
     }
 
@@ -336,6 +336,8 @@ pub(super) fn pseudo_error(path: PathBuf, kind: &str) -> EntryError {
     )
 }
 
+// One listing loop decides for every entry type (see the module docs).
+#[allow(clippy::too_many_lines)]
 fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, buf: &mut Vec<u8>) {
     let config = &*shared.config;
     let dir = Arc::clone(&job.dir);
@@ -550,7 +552,7 @@ fn stat_at(dfd: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> Result<Meta, Er
             Ok(st) => return Ok(Meta::of_statx(&st)),
             // Kernels before 4.11, or a sandbox that filters statx: say so
             // once, rather than paying a failed call for every file.
-            Err(Errno::NOSYS) | Err(Errno::PERM) => NO_STATX.store(true, Ordering::Relaxed),
+            Err(Errno::NOSYS | Errno::PERM) => NO_STATX.store(true, Ordering::Relaxed),
             Err(e) => return Err(e),
         }
     }
