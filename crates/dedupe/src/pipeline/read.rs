@@ -55,6 +55,9 @@ pub(crate) struct Reader {
     /// exactly there.
     #[cfg(test)]
     after_read: Option<Box<dyn Fn() + Send>>,
+    /// Runs between opening both files of a comparison and reading them.
+    #[cfg(test)]
+    before_compare: Option<Box<dyn Fn() + Send>>,
 }
 
 fn changed(path: &Path, what: &str) -> EntryError {
@@ -143,6 +146,8 @@ impl Reader {
             cancel,
             #[cfg(test)]
             after_read: None,
+            #[cfg(test)]
+            before_compare: None,
         }
     }
 
@@ -207,6 +212,10 @@ impl Reader {
             },
             TaskKind::Verify(other) => {
                 let ofd = open_checked(other).map_err(Stop::OtherChanged)?;
+                #[cfg(test)]
+                if let Some(hook) = &self.before_compare {
+                    hook();
+                }
                 let same = self.same_bytes(&fd, &ofd, size, path, &other.path, bytes)?;
                 // Both must be what they were when the walk saw them, or
                 // the comparison says nothing.
@@ -303,10 +312,13 @@ impl Reader {
                 .map_err(|e| Stop::OtherChanged(io_err(other, e)))?;
             *bytes += (n + m) as u64;
             if n != m {
-                // One of them is shorter than listed; the rechecks say which.
-                return Err(
-                    changed(if n < m { path } else { other }, "shorter than listed").into(),
-                );
+                // One of them is shorter than listed: that one changed.
+                // If it is the file compared against, it leaves its group.
+                return Err(if n < m {
+                    Stop::Failed(changed(path, "shorter than listed"))
+                } else {
+                    Stop::OtherChanged(changed(other, "shorter than listed"))
+                });
             }
             if self.buf[..n] != self.other[..m] {
                 return Ok(false);

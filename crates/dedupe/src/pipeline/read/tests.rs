@@ -229,6 +229,29 @@ fn verify_compares_bytes_and_blames_the_file_that_changed() {
 }
 
 #[test]
+fn a_comparison_blames_whichever_file_was_cut_short_during_it() {
+    let t = tempfile::tempdir().unwrap();
+    let base = pattern(300_000);
+    for (cut, other_blamed) in [("b", true), ("a", false)] {
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::write(&a, &base).unwrap();
+        std::fs::write(&b, &base).unwrap();
+        let mut r = reader();
+        let victim = t.path().join(cut);
+        r.before_compare = Some(Box::new(move || {
+            let f = std::fs::File::options().write(true).open(&victim).unwrap();
+            f.set_len(100_000).unwrap();
+        }));
+        let d = run(&mut r, target(&a), TaskKind::Verify(target(&b)));
+        match d.outcome {
+            Outcome::OtherChanged(e) if other_blamed => assert_eq!(e.path, b),
+            Outcome::Failed(e) if !other_blamed => assert_eq!(e.path, a),
+            _ => panic!("{cut} was cut short but not blamed"),
+        }
+    }
+}
+
+#[test]
 fn a_cancelled_read_stops_at_the_next_chunk() {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
