@@ -41,8 +41,10 @@ pub struct Config {
     pub min_file_size: u64,
     /// Largest file size in bytes to report (inclusive). `None`: no limit.
     pub max_file_size: Option<u64>,
-    /// Worker threads for each hashing stage of the duplicate pipeline.
-    /// `0` picks one per available CPU.
+    /// Reader threads of the duplicate pipeline: the threads that open,
+    /// read and hash candidates. Every stage shares them (the name is the
+    /// one the original API specification gives this field). `0` picks
+    /// one per available CPU.
     pub threads_per_stage: usize,
     /// Follow symbolic links to files and directories. Off by default. When
     /// on, a directory reached twice (same device and inode) is entered once.

@@ -76,6 +76,7 @@
 
 pub mod config;
 pub mod entry;
+mod error;
 mod fsutil;
 pub mod group;
 pub mod hash;
@@ -86,6 +87,7 @@ pub mod walk;
 
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
+pub use error::Error;
 pub use group::{DuplicateGroup, GroupFile};
 pub use hash::{Digest, HashAlgo};
 pub use pipeline::keys::{FileStamp, KeyRequest, KeySource, StageKey};

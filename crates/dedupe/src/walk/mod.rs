@@ -344,11 +344,6 @@ impl Walk {
         Stopper(Arc::clone(&self.shared))
     }
 
-    /// The receiving end, for callers that want to `select!` on it.
-    pub fn receiver(&self) -> &Receiver<WalkEvent> {
-        self.rx.as_ref().expect("receiver is present until drop")
-    }
-
     fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
