@@ -21,6 +21,8 @@ struct Counts {
     bytes: AtomicU64,
     errors: AtomicU64,
     scan_done: AtomicBool,
+    /// The pipeline has every file: the candidate total is final.
+    candidates_known: AtomicBool,
     /// Milliseconds from start to the end of the scan (0: not yet).
     scan_ms: AtomicU64,
     cand_files: AtomicU64,
@@ -42,9 +44,9 @@ pub struct Bars {
     /// Recent (time, files scanned, bytes hashed) samples, for rates that
     /// reflect now rather than the whole run.
     window: Mutex<std::collections::VecDeque<(Instant, u64, u64)>>,
-    /// Whether the processing bar shows a bar yet (only once the scan is
-    /// over is the number of candidates known; before, a percentage would
-    /// be a guess that runs ahead of the truth).
+    /// Whether the processing bar shows a bar yet (only once the pipeline
+    /// has every file of the walk is the number of candidates known;
+    /// before, a percentage would be a guess that runs ahead of the truth).
     known_total: AtomicBool,
     /// `--progress always` with a stderr that is not a terminal: indicatif
     /// draws nothing there, so a plain status line is printed every
@@ -163,7 +165,8 @@ impl Bars {
         self.scan.tick();
         let mut process_msg = String::new();
         if let Some(pb) = &self.process {
-            if scan_done && !self.known_total.swap(true, Relaxed) {
+            let known = self.counts.candidates_known.load(Relaxed);
+            if known && !self.known_total.swap(true, Relaxed) {
                 pb.set_style(
                     ProgressStyle::with_template(
                         "{spinner:.cyan} processing [{bar:30.cyan/blue}] {pos}/{len} candidates  {msg}",
@@ -177,7 +180,7 @@ impl Bars {
             pb.set_position(pos);
             // An ETA only once the work is known, and only from bytes
             // still to read at the current rate.
-            let eta = if scan_done && hash_rate > 0.0 {
+            let eta = if known && hash_rate > 0.0 {
                 let left = c
                     .cand_bytes
                     .load(Relaxed)
@@ -194,7 +197,7 @@ impl Bars {
                 human_bytes(hashed),
                 human_bytes(rate)
             );
-            process_msg = if scan_done {
+            process_msg = if known {
                 format!("; processing {pos}/{len} candidates, {msg}")
             } else {
                 format!("; processing {pos} of {len} candidates found so far, {msg}")
@@ -268,6 +271,9 @@ impl ProgressTracker for Bars {
     fn candidates_added(&self, files: u64, bytes: u64) {
         self.counts.cand_files.fetch_add(files, Relaxed);
         self.counts.cand_bytes.fetch_add(bytes, Relaxed);
+    }
+    fn candidates_known(&self) {
+        self.counts.candidates_known.store(true, Relaxed);
     }
     fn bytes_hashed(&self, bytes: u64) {
         self.counts.hashed.fetch_add(bytes, Relaxed);

@@ -27,6 +27,10 @@ pub trait ProgressTracker: Send + Sync {
     fn candidates_added(&self, files: u64, bytes: u64) {
         let _ = (files, bytes);
     }
+    /// Every file of the walk has reached the pipeline: the candidate
+    /// total is final from here on (it may grow until this call, even after
+    /// [`ProgressTracker::scan_finished`]).
+    fn candidates_known(&self) {}
     /// Bytes read and hashed by the pipeline.
     fn bytes_hashed(&self, bytes: u64) {
         let _ = bytes;

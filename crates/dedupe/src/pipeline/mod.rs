@@ -95,7 +95,9 @@ impl Default for FindOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FindEvent<'a> {
-    /// A group was confirmed, or gained members (same id, full membership).
+    /// A group was confirmed, or its membership changed (same id, full
+    /// membership). With `--verify` a member found changed leaves; a group
+    /// written again with fewer than two files is no longer a group.
     Group(&'a DuplicateGroup),
     /// A file or directory could not be read, or changed during the run.
     Error(&'a EntryError),
@@ -364,7 +366,13 @@ impl Finder {
                     // Not asked for (directory events are for callers
                     // that need them).
                     Ok(_) => {}
-                    Err(_) => walking = false,
+                    Err(_) => {
+                        walking = false;
+                        // Counted before being told, so the tracker sees
+                        // the final total first.
+                        co.emit(false);
+                        self.progress.candidates_known();
+                    }
                 },
                 recv(done_rx) -> results => match results {
                     Ok(results) => co.on_results(results),

@@ -307,8 +307,12 @@ impl Reader {
             if self.cancelled() {
                 return Err(Stop::Cancelled);
             }
-            let n = read_full_at(a, &mut self.buf, off).map_err(|e| io_err(path, e))?;
-            let m = read_full_at(b, &mut self.other, off)
+            // Never past the listed size: a file that grew is caught by the
+            // re-check after the comparison (which says which one), and a
+            // short count here can only mean that file was cut short.
+            let want = usize::try_from(size - off).unwrap_or(usize::MAX).min(chunk);
+            let n = read_full_at(a, &mut self.buf[..want], off).map_err(|e| io_err(path, e))?;
+            let m = read_full_at(b, &mut self.other[..want], off)
                 .map_err(|e| Stop::OtherChanged(io_err(other, e)))?;
             *bytes += (n + m) as u64;
             if n != m {

@@ -161,7 +161,7 @@ impl Scheduler {
         }
     }
 
-    /// Candidate `c` of `size` bytes is no longer queued or being read.
+    /// A candidate of `size` bytes is no longer queued or being read.
     pub(crate) fn finished(&mut self, size: u64) {
         self.working.0 -= 1;
         self.working.1 = self.working.1.saturating_sub(size);

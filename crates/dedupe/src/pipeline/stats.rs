@@ -4,7 +4,9 @@
 //! Progress: candidates are files that share their size with another.
 //! One is "settled" when no read is queued or running for it (it waits
 //! alone at a later stage, is settled, grouped, or left), so settled =
-//! candidates - working, where the scheduler knows what is working. That
+//! candidates - working - abandoned, where the scheduler knows what is
+//! working and abandoned files were dropped unread by a cancel (so a
+//! cancelled run's bar stops short of the end, as it should). That
 //! dips when a waiting file goes back to work, and a progress bar only
 //! moves forward, so the high-water mark is reported; it ends at exactly
 //! the candidates added.

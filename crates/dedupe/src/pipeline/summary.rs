@@ -84,7 +84,7 @@ impl Summary {
 }
 
 impl FindReport {
-    /// The groups, largest files first (then by id).
+    /// The groups in report order: largest files first, then by first path.
     pub fn groups(&self) -> impl Iterator<Item = DuplicateGroup> + '_ {
         self.groups.iter()
     }

@@ -476,6 +476,10 @@ impl Trie {
     /// A stage result: the candidate's key at the stage it was in (with the
     /// whole digest at the last stage).
     pub(crate) fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) -> Placement {
+        // A comparison whose other file left before it was sent became a
+        // full hash (see `task`): that comparison is over. Left behind, it
+        // would attach to the next candidate given this slab index.
+        self.verifying.remove(&c);
         let parent = self.cand(c).node;
         self.place(c, parent, key, digest)
     }
@@ -599,8 +603,9 @@ impl Trie {
         let kind = match self.verifying.get(&c) {
             Some(p) => match self.verify_target(c, p, node.size) {
                 Some(t) => TaskKind::Verify(t),
-                // Cannot happen (a slot's files leave only through this
-                // candidate's own result); re-hashing is always safe.
+                // The file it was to be compared with left meanwhile (another
+                // comparison found it changed): hash it again and place it
+                // afresh, which is always safe.
                 None => TaskKind::Stage(self.ladder.full()),
             },
             None => TaskKind::Stage(self.ladder.step(node.size, node.step as usize)),

@@ -60,9 +60,12 @@ pub fn read_groups(input: impl BufRead) -> Result<Vec<DuplicateGroup>, ReportErr
         }
         if first_line.is_none() {
             first_line = Some(i + 1);
-            // A document starts with `{"summary"`; its groups follow on
-            // lines of their own, so it is read whole.
-            if trimmed.starts_with("{\"summary\"") {
+            // JSON Lines start with a whole object that has a "type"; any
+            // other start is a document (ours spreads its groups over
+            // lines, `jq .` over many more), read whole.
+            let tagged = serde_json::from_str::<Value>(trimmed)
+                .is_ok_and(|v| v.get("type").is_some_and(Value::is_string));
+            if !tagged {
                 text.push_str(&line);
                 text.push('\n');
                 continue;
@@ -75,10 +78,16 @@ pub fn read_groups(input: impl BufRead) -> Result<Vec<DuplicateGroup>, ReportErr
         }
         let v: Value = serde_json::from_str(trimmed).map_err(|e| invalid(i + 1, e.to_string()))?;
         match v.get("type").and_then(Value::as_str) {
-            Some("group") => {
-                let g = group(&v).map_err(|m| invalid(i + 1, m))?;
-                by_id.insert(g.id, g);
-            }
+            Some("group") => match group(&v).map_err(|m| invalid(i + 1, m))? {
+                Some(g) => {
+                    by_id.insert(g.id, g);
+                }
+                // Fewer than two files left (the others changed during the
+                // run): no longer a group.
+                None => {
+                    by_id.remove(&num_field(&v, "id").map_err(|m| invalid(i + 1, m))?);
+                }
+            },
             Some("error" | "summary") => {}
             _ => return Err(invalid(i + 1, "not a line of a dedupe report")),
         }
@@ -91,7 +100,9 @@ pub fn read_groups(input: impl BufRead) -> Result<Vec<DuplicateGroup>, ReportErr
             .and_then(Value::as_array)
             .ok_or_else(|| invalid(line, "no \"groups\" array"))?;
         for v in groups {
-            let g = group(v).map_err(|m| invalid(line, m))?;
+            let Some(g) = group(v).map_err(|m| invalid(line, m))? else {
+                return Err(invalid(line, "a group of fewer than two files"));
+            };
             if by_id.insert(g.id, g).is_some() {
                 return Err(invalid(line, "two groups with one id"));
             }
@@ -111,13 +122,16 @@ fn first_path(g: &DuplicateGroup) -> &[u8] {
     g.files.first().map_or(&[], |f| f.as_os_str().as_bytes())
 }
 
-fn group(v: &Value) -> Result<DuplicateGroup, String> {
-    let num = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_u64)
-            .ok_or(format!("no \"{k}\" number"))
-    };
-    let (id, size) = (num("id")?, num("size")?);
+fn num_field(v: &Value, k: &str) -> Result<u64, String> {
+    v.get(k)
+        .and_then(Value::as_u64)
+        .ok_or(format!("no \"{k}\" number"))
+}
+
+/// A group object; `None` for one of fewer than two files (a group whose
+/// other members changed during the run).
+fn group(v: &Value) -> Result<Option<DuplicateGroup>, String> {
+    let (id, size) = (num_field(v, "id")?, num_field(v, "size")?);
     let algo: HashAlgo = v
         .get("algo")
         .and_then(Value::as_str)
@@ -135,8 +149,11 @@ fn group(v: &Value) -> Result<DuplicateGroup, String> {
         .get("identity")
         .and_then(Value::as_array)
         .ok_or("no \"identity\" (a report from an older dedupe; run find again)")?;
-    if files.len() != identity.len() || files.len() < 2 {
-        return Err("\"files\" and \"identity\" differ in length, or hold one file".into());
+    if files.len() != identity.len() {
+        return Err("\"files\" and \"identity\" differ in length".into());
+    }
+    if files.len() < 2 {
+        return Ok(None);
     }
     let files = files
         .iter()
@@ -159,17 +176,18 @@ fn group(v: &Value) -> Result<DuplicateGroup, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(DuplicateGroup {
+    Ok(Some(DuplicateGroup {
         id,
         size,
         hash,
         algo,
         files,
-    })
+    }))
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // Digits only (`from_str_radix` would take a sign).
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -225,11 +243,31 @@ mod tests {
     }
 
     #[test]
+    fn a_group_left_with_one_file_is_gone_and_documents_may_be_pretty() {
+        let pair = group(1, 10, &[b"a", b"b"]);
+        let mut one = pair.clone();
+        one.files.truncate(1);
+        let mut out = Vec::new();
+        json::group_line(&mut out, &pair).unwrap();
+        json::group_line(&mut out, &one).unwrap();
+        assert_eq!(read_groups(&out[..]).unwrap(), []);
+
+        let mut line = Vec::new();
+        json::group_line(&mut line, &pair).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let doc = serde_json::json!({"summary": {}, "groups": [v]});
+        let pretty = serde_json::to_string_pretty(&doc).unwrap();
+        assert_eq!(read_groups(pretty.as_bytes()).unwrap(), [pair]);
+    }
+
+    #[test]
     fn bad_input_names_its_line() {
         let err = |s: &str| read_groups(s.as_bytes()).unwrap_err().to_string();
         assert!(err("{\"type\":\"group\"}\n").starts_with("line 1:"));
         assert!(err("\n{\"type\":\"other\"}").starts_with("line 2:"));
         assert!(err("not json").starts_with("line 1:"));
+        let signed = r#"{"type":"group","id":1,"size":1,"hash":"+f","algo":"xxh3","files":["a","b"],"identity":[]}"#;
+        assert!(err(signed).starts_with("line 1:"), "{}", err(signed));
         let old = r#"{"type":"group","id":1,"size":1,"hash":"00","files":["a","b"]}"#;
         assert!(err(old).contains("older dedupe"), "{}", err(old));
     }

@@ -252,6 +252,31 @@ fn a_comparison_blames_whichever_file_was_cut_short_during_it() {
 }
 
 #[test]
+fn a_comparison_blames_whichever_file_grew_during_it() {
+    let t = tempfile::tempdir().unwrap();
+    // Not a multiple of the comparison chunk: the last chunk is partial.
+    let base = pattern(300_001);
+    for (grown, other_blamed) in [("b", true), ("a", false)] {
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::write(&a, &base).unwrap();
+        std::fs::write(&b, &base).unwrap();
+        let mut r = reader();
+        let victim = t.path().join(grown);
+        r.before_compare = Some(Box::new(move || {
+            use std::io::Write as _;
+            let mut f = std::fs::File::options().append(true).open(&victim).unwrap();
+            f.write_all(b"appended").unwrap();
+        }));
+        let d = run(&mut r, target(&a), TaskKind::Verify(target(&b)));
+        match d.outcome {
+            Outcome::OtherChanged(e) if other_blamed => assert_eq!(e.path, b),
+            Outcome::Failed(e) if !other_blamed => assert_eq!(e.path, a),
+            _ => panic!("{grown} grew but was not the one blamed"),
+        }
+    }
+}
+
+#[test]
 fn a_cancelled_read_stops_at_the_next_chunk() {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");

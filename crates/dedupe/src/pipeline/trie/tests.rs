@@ -538,3 +538,70 @@ fn a_verification_against_a_file_that_left_proves_nothing() {
     );
     assert_eq!(calls.get(), 3);
 }
+
+#[test]
+fn a_comparison_turned_into_a_rehash_leaves_nothing_behind() {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    let size = 100_000; // a quick check, then the full hash
+    for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, size, i as u64 + 1));
+    }
+    let name = |t: &Task| {
+        t.file
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut comparisons = 0;
+    let mut rehashed_d = false;
+    while let Some(job) = s.next_job() {
+        for t in job {
+            match &t.kind {
+                TaskKind::Stage(spec) if spec.stage == Stage::Quick => {
+                    s.stage_done(t.cand, [7, 7], None);
+                }
+                TaskKind::Stage(_) => {
+                    // "d" is hashed again (its comparison lost its other
+                    // file) and now has other bytes.
+                    let again = name(&t) == "d" && comparisons > 0;
+                    rehashed_d |= again;
+                    let d = digest(if again { 2 } else { 1 });
+                    s.stage_done(t.cand, d.key(), Some(d));
+                }
+                TaskKind::Verify(other) => {
+                    comparisons += 1;
+                    let other_name = other.path.file_name().unwrap().to_string_lossy();
+                    // "a" changed: the first comparison against it says so.
+                    if other_name == "a" && name(&t) == "c" {
+                        s.other_changed(t.cand);
+                    } else {
+                        s.verified(t.cand);
+                    }
+                }
+            }
+        }
+    }
+    assert!(rehashed_d, "the comparison of d became a full hash");
+    // A new file takes d's slot in the candidate slab: its first read must
+    // be its quick check, not a leftover of d's comparison.
+    add(&mut s, &entry(&dir, "e", size, 9));
+    add(&mut s, &entry(&dir, "f", size, 10));
+    let mut first_reads = Vec::new();
+    while let Some(job) = s.next_job() {
+        for t in job {
+            let quick = matches!(&t.kind, TaskKind::Stage(spec) if spec.stage == Stage::Quick);
+            first_reads.push((name(&t), quick));
+        }
+    }
+    first_reads.sort();
+    assert_eq!(
+        first_reads,
+        [("e".to_string(), true), ("f".to_string(), true)]
+    );
+}
