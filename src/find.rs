@@ -12,9 +12,28 @@ use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
 
 pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    // Listed paths that are gone: each reported, and the run goes on with
+    // the rest (a list made a moment ago may name files deleted since).
+    let mut unlisted = 0u64;
     if let Some(list) = &args.files_from {
         match read_list(list, args.print0) {
-            Ok(paths) => args.paths.extend(paths),
+            Ok(paths) => {
+                for p in paths {
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(_) => args.paths.push(p),
+                        Err(e) => {
+                            unlisted += 1;
+                            ui::warn(format_args!(
+                                "dedupe: {}: {e} (listed in --files-from); skipped",
+                                dedupe::report::escape(&p)
+                            ));
+                        }
+                    }
+                }
+                if args.paths.is_empty() && unlisted > 0 {
+                    return Ok(exit::PARTIAL);
+                }
+            }
             Err(e) => {
                 ui::warn(format_args!(
                     "dedupe: cannot read --files-from {}: {e}",
@@ -108,7 +127,7 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         return Ok(exit::INTERRUPTED);
     }
     ui::error_note(&ui, args.walk.verbose, &s.error_counts());
-    Ok(if ui::serious_errors(&s.error_counts()) > 0 {
+    Ok(if ui::serious_errors(&s.error_counts()) + unlisted > 0 {
         exit::PARTIAL
     } else {
         exit::OK

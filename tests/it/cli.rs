@@ -415,6 +415,22 @@ fn files_from_reads_a_list_of_paths_by_line_or_nul() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].paths(), [a.clone(), odd.clone()]);
 
+    // A listed path that is gone is reported and the rest is searched
+    // (exit 1, as for any file that could not be read).
+    let mut gone = text.clone();
+    gone.extend_from_slice(b"/nonexistent/listed\n");
+    std::fs::write(&list, &gone).unwrap();
+    let mut cmd = bin();
+    cmd.args(["--format", "fdupes", "--files-from"]).arg(&list);
+    let out = run(cmd);
+    assert_eq!(code(&out), 1, "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    assert!(
+        stderr(&out).contains("/nonexistent/listed"),
+        "{}",
+        stderr(&out)
+    );
+
     let mut cmd = bin();
     cmd.args(["--files-from"]).arg(t.path("missing"));
     let out = run(cmd);
