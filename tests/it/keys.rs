@@ -15,6 +15,7 @@ struct Memory {
     known: Known,
     answer: bool,
     asked: Arc<Mutex<usize>>,
+    finished: Arc<Mutex<usize>>,
 }
 
 impl KeySource for Memory {
@@ -33,6 +34,10 @@ impl KeySource for Memory {
         let mut known = self.known.lock().unwrap();
         let old = known.insert((r.path.to_path_buf(), r.spec.id), *key);
         assert!(old.is_none(), "each key is computed once per run");
+    }
+
+    fn finish(&mut self) {
+        *self.finished.lock().unwrap() += 1;
     }
 }
 
@@ -81,11 +86,13 @@ fn known_keys_replace_reads_and_computed_keys_are_handed_over() {
     tree(t.path());
     let known = Known::default();
     let asked = Arc::new(Mutex::new(0));
+    let finished = Arc::new(Mutex::new(0));
     let memory = |answer| {
         Box::new(Memory {
             known: Arc::clone(&known),
             answer,
             asked: Arc::clone(&asked),
+            finished: Arc::clone(&finished),
         })
     };
     let (first, s1) = run(t.path(), memory(false));
@@ -114,6 +121,11 @@ fn known_keys_replace_reads_and_computed_keys_are_handed_over() {
         "nothing computed, so nothing new handed over"
     );
     assert!(*asked.lock().unwrap() >= 2 * computed);
+    assert_eq!(
+        *finished.lock().unwrap(),
+        2,
+        "told once at the end of each run"
+    );
 }
 
 #[test]

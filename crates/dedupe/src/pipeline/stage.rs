@@ -219,12 +219,14 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         use Stage::*;
+        // The thresholds the README documents: up to 64 KiB one full read,
+        // the statistical stage only above 4 MiB.
         assert_eq!(stages(0), []);
         assert_eq!(stages(1), [Full]);
-        assert_eq!(stages(SMALL_FILE), [Full]);
-        assert_eq!(stages(SMALL_FILE + 1), [Quick, Full]);
-        assert_eq!(stages(SAMPLED_FILE), [Quick, Full]);
-        assert_eq!(stages(SAMPLED_FILE + 1), [Quick, Statistical, Full]);
+        assert_eq!(stages(64 << 10), [Full]);
+        assert_eq!(stages((64 << 10) + 1), [Quick, Full]);
+        assert_eq!(stages(4 << 20), [Quick, Full]);
+        assert_eq!(stages((4 << 20) + 1), [Quick, Statistical, Full]);
         assert_eq!(l.full().read, KeyRead::Whole(HashAlgo::Blake3));
     }
 
