@@ -12,37 +12,10 @@ use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
 
 pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
-    // Listed paths that are gone: each reported, and the run goes on with
-    // the rest (a list made a moment ago may name files deleted since).
-    let mut unlisted = 0u64;
-    if let Some(list) = &args.files_from {
-        match read_list(list, args.print0) {
-            Ok(paths) => {
-                for p in paths {
-                    match std::fs::symlink_metadata(&p) {
-                        Ok(_) => args.paths.push(p),
-                        Err(e) => {
-                            unlisted += 1;
-                            ui::warn(format_args!(
-                                "dedupe: {}: {e} (listed in --files-from); skipped",
-                                dedupe::report::escape(&p)
-                            ));
-                        }
-                    }
-                }
-                if args.paths.is_empty() && unlisted > 0 {
-                    return Ok(exit::PARTIAL);
-                }
-            }
-            Err(e) => {
-                ui::warn(format_args!(
-                    "dedupe: cannot read --files-from {}: {e}",
-                    dedupe::report::escape(list)
-                ));
-                return Ok(exit::USAGE);
-            }
-        }
-    }
+    let unlisted = match add_listed(&mut args) {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
     if args.paths.is_empty() {
         ui::warn("dedupe: no paths given\n\nUsage: dedupe [OPTIONS] <PATHS>...\n       dedupe <COMMAND>\n\nFor more information, try '--help'.");
         return Ok(exit::USAGE);
@@ -204,4 +177,38 @@ fn read_list(list: &std::path::Path, nul: bool) -> io::Result<Vec<std::path::Pat
         .filter(|p| !p.is_empty())
         .map(|p| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)))
         .collect())
+}
+
+/// Adds the paths `--files-from` lists to `args.paths`. Listed paths that
+/// are gone are each reported, and the run goes on with the rest (a list
+/// made a moment ago may name files deleted since): their number is
+/// returned. `Err`: the exit code when there is nothing to do.
+fn add_listed(args: &mut FindArgs) -> Result<u64, u8> {
+    let Some(list) = &args.files_from else {
+        return Ok(0);
+    };
+    let paths = read_list(list, args.print0).map_err(|e| {
+        ui::warn(format_args!(
+            "dedupe: cannot read --files-from {}: {e}",
+            dedupe::report::escape(list)
+        ));
+        exit::USAGE
+    })?;
+    let mut unlisted = 0;
+    for p in paths {
+        match std::fs::symlink_metadata(&p) {
+            Ok(_) => args.paths.push(p),
+            Err(e) => {
+                unlisted += 1;
+                ui::warn(format_args!(
+                    "dedupe: {}: {e} (listed in --files-from); skipped",
+                    dedupe::report::escape(&p)
+                ));
+            }
+        }
+    }
+    if args.paths.is_empty() && unlisted > 0 {
+        return Err(exit::PARTIAL);
+    }
+    Ok(unlisted)
 }

@@ -14,10 +14,10 @@
 //!   one file.
 //! * Then the stages in [`stage`]: both ends, samples spread through large
 //!   files, the whole content. A file goes to the next stage only when
-//!   another shares its key at this one ([`trie`]).
-//! * [`schedule`]: larger files first, small ones batched, in-flight work
-//!   bounded, large reads limited on spinning disks.
-//! * Everything the coordinator knows is in one thread ([`coordinator`]):
+//!   another shares its key at this one (the trie, `trie.rs`).
+//! * Scheduling (`schedule.rs`): larger files first, small ones batched,
+//!   in-flight work bounded, large reads limited on spinning disks.
+//! * Everything the coordinator knows is in one thread (`coordinator.rs`):
 //!   no locks on the hot path, and results are deterministic given the same
 //!   inputs.
 

@@ -81,7 +81,7 @@ pub struct StageSpec {
     pub skip_up_to: u64,
 }
 
-/// The quick check: 4 KiB at each end. Files up to [`SMALL_FILE`] skip it:
+/// The quick check: 4 KiB at each end. Files up to 64 KiB skip it:
 /// their full hash is one read anyway.
 pub const QUICK: StageSpec = StageSpec {
     id: "quick.edges-4096.xxh3-128.v1",
@@ -90,8 +90,8 @@ pub const QUICK: StageSpec = StageSpec {
     skip_up_to: SMALL_FILE,
 };
 
-/// The statistical check: 16 blocks of 4 KiB, for files over
-/// [`SAMPLED_FILE`], so files that differ only in the middle split without
+/// The statistical check: 16 blocks of 4 KiB, for files over 4 MiB, so
+/// files that differ only in the middle split without
 /// being read whole.
 pub const STATISTICAL: StageSpec = StageSpec {
     id: "statistical.samples-16x4096.xxh3-128.v1",
