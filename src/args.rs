@@ -264,7 +264,9 @@ pub struct FindArgs {
     pub paths: Vec<PathBuf>,
     /// Also search the paths listed in FILE, one per line (NUL-separated
     /// with -0); `-` reads them from stdin: `fd -e jpg -0 | dedupe
-    /// --files-from - -0`.
+    /// --files-from - -0`. Like paths on the command line, listed files
+    /// are searched whatever the name filters say, and keep the list's
+    /// order in reports.
     #[arg(long, value_name = "FILE")]
     pub files_from: Option<PathBuf>,
     /// Streaming mode: process files while the walk goes on (the default).

@@ -12,6 +12,10 @@ use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
 
 pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    // Reading a list from a pipe may block for as long as the other side
+    // takes: Ctrl-C meanwhile ends the process at once (nothing has been
+    // written yet, so nothing can be left half done).
+    interrupt.arm(|| std::process::exit(i32::from(exit::INTERRUPTED)));
     let unlisted = match add_listed(&mut args) {
         Ok(n) => n,
         Err(code) => return Ok(code),
@@ -207,7 +211,13 @@ fn add_listed(args: &mut FindArgs) -> Result<u64, u8> {
             }
         }
     }
-    if args.paths.is_empty() && unlisted > 0 {
+    if args.paths.is_empty() {
+        // An empty list (a `fd ... |` that matched nothing) finds nothing;
+        // that is not a usage error.
+        if unlisted == 0 {
+            ui::warn("dedupe: --files-from listed no paths; nothing to search");
+            return Err(exit::OK);
+        }
         return Err(exit::PARTIAL);
     }
     Ok(unlisted)

@@ -431,6 +431,13 @@ fn files_from_reads_a_list_of_paths_by_line_or_nul() {
         stderr(&out)
     );
 
+    // An empty list finds nothing; it is not a usage error.
+    std::fs::write(&list, b"").unwrap();
+    let mut cmd = bin();
+    cmd.args(["--files-from"]).arg(&list);
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{out:?}");
+
     let mut cmd = bin();
     cmd.args(["--files-from"]).arg(t.path("missing"));
     let out = run(cmd);
@@ -538,4 +545,26 @@ fn path_globs_match_below_the_root_however_it_is_spelled() {
         list("t1", &["-I", "--include", "*.jpg"]),
         ["a.jpg", "b.JPG"]
     );
+}
+
+#[test]
+fn ctrl_c_while_the_list_is_read_ends_the_run() {
+    // A list that never comes: stdin stays open and empty.
+    let mut child = bin()
+        .args(["--files-from", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let stdin = child.stdin.take();
+    let out = crate::util::within(std::time::Duration::from_secs(20), move || {
+        child.wait_with_output().unwrap()
+    });
+    drop(stdin);
+    let out = out.expect("Ctrl-C did not end a run waiting for its list");
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
 }
