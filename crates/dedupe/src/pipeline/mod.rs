@@ -264,7 +264,7 @@ impl Finder {
             return Err(FindError::HardLinksWithFollow);
         }
         let readers = self.config.effective_threads();
-        let rotational = roots.iter().any(|r| schedule::is_rotational(r.as_ref()));
+        let rotational = schedule::any_rotational(roots);
         let walk = self.walker.walk(roots)?;
         let stopper = walk.stopper();
 

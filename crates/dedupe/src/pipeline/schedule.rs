@@ -188,13 +188,20 @@ impl Scheduler {
     }
 }
 
-/// Whether the block device holding `path` reports itself rotational.
-/// Unknown (not Linux, no sysfs, a virtual file system) counts as not.
-pub(crate) fn is_rotational(path: &Path) -> bool {
-    let Ok(st) = rustix::fs::stat(path) else {
-        return false;
-    };
-    let dev = st.st_dev;
+/// Whether any of `roots` sits on a block device that reports itself
+/// rotational. Each device is asked once, however many roots it holds
+/// (`--files-from` can make thousands of roots on one disk).
+pub(crate) fn any_rotational<P: AsRef<Path>>(roots: &[P]) -> bool {
+    let mut asked = std::collections::HashSet::new();
+    roots.iter().any(|r| {
+        rustix::fs::stat(r.as_ref())
+            .is_ok_and(|st| asked.insert(st.st_dev) && is_rotational(st.st_dev))
+    })
+}
+
+/// Whether block device `dev` reports itself rotational. Unknown (not
+/// Linux, no sysfs, a virtual file system) counts as not.
+fn is_rotational(dev: u64) -> bool {
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     let base = format!("/sys/dev/block/{major}:{minor}");
     // A partition has no queue of its own: its parent disk does.
