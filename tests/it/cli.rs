@@ -1,7 +1,9 @@
 //! The command line under hostile conditions: stderr or stdout that cannot
 //! be written, out-of-range tuning, names that would fool a terminal.
 
-use crate::util::{bin, chmod, code, dev_full, run, run_to, split0, stderr, unprivileged, Tree};
+use crate::util::{
+    bin, chmod, code, dev_full, run, run_to, scanned_names, split0, stderr, unprivileged, Tree,
+};
 
 /// A tree with one duplicate pair and one directory that user `nobody`
 /// cannot read; returns it with the locked directory.
@@ -518,15 +520,7 @@ fn path_globs_match_below_the_root_however_it_is_spelled() {
     let list = |root: &str, args: &[&str]| {
         let mut cmd = bin();
         cmd.current_dir(t.root()).arg("scan").arg(root).args(args);
-        let out = run(cmd);
-        assert!(out.status.success(), "{out:?}");
-        let mut names: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit('/').next().unwrap().to_string())
-            .collect();
-        names.sort();
-        names
+        scanned_names(cmd)
     };
     for root in ["t1", "./t1", "t1/", t.path("t1").to_str().unwrap()] {
         assert_eq!(

@@ -215,15 +215,7 @@ fn one_file_system_stays_on_the_root_file_system() {
     let listed = |extra: &[&str]| {
         let mut cmd = bin();
         cmd.arg("scan").args(extra).arg(t.root());
-        let out = run(cmd);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        let mut names: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit('/').next().unwrap().to_string())
-            .collect();
-        names.sort();
-        names
+        crate::util::scanned_names(cmd)
     };
     assert_eq!(listed(&[]), ["a", "b"]);
     assert_eq!(listed(&["--one-file-system"]), ["a"]);

@@ -230,3 +230,17 @@ pub fn within<T: Send + 'static>(
     });
     rx.recv_timeout(limit).ok()
 }
+
+/// The file names (last path component) `dedupe scan` printed, sorted;
+/// fails the test unless it exited 0.
+pub fn scanned_names(cmd: Command) -> Vec<String> {
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut names: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}

@@ -228,52 +228,44 @@ fn verify_compares_bytes_and_blames_the_file_that_changed() {
     }
 }
 
-#[test]
-fn a_comparison_blames_whichever_file_was_cut_short_during_it() {
+/// Compares two equal files of `size` bytes while `change` alters one of
+/// them, first the file compared against ("b"), then the candidate ("a"):
+/// the one changed must be the one blamed.
+fn assert_change_is_blamed(size: usize, change: fn(&Path)) {
     let t = tempfile::tempdir().unwrap();
-    let base = pattern(300_000);
-    for (cut, other_blamed) in [("b", true), ("a", false)] {
+    let base = pattern(size);
+    for (changed, other_blamed) in [("b", true), ("a", false)] {
         let (a, b) = (t.path().join("a"), t.path().join("b"));
         std::fs::write(&a, &base).unwrap();
         std::fs::write(&b, &base).unwrap();
         let mut r = reader();
-        let victim = t.path().join(cut);
-        r.before_compare = Some(Box::new(move || {
-            let f = std::fs::File::options().write(true).open(&victim).unwrap();
-            f.set_len(100_000).unwrap();
-        }));
+        let victim = t.path().join(changed);
+        r.before_compare = Some(Box::new(move || change(&victim)));
         let d = run(&mut r, target(&a), TaskKind::Verify(target(&b)));
         match d.outcome {
             Outcome::OtherChanged(e) if other_blamed => assert_eq!(e.path, b),
             Outcome::Failed(e) if !other_blamed => assert_eq!(e.path, a),
-            _ => panic!("{cut} was cut short but not blamed"),
+            _ => panic!("{changed} changed but was not the one blamed"),
         }
     }
 }
 
 #[test]
+fn a_comparison_blames_whichever_file_was_cut_short_during_it() {
+    assert_change_is_blamed(300_000, |p| {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_len(100_000).unwrap();
+    });
+}
+
+#[test]
 fn a_comparison_blames_whichever_file_grew_during_it() {
-    let t = tempfile::tempdir().unwrap();
     // Not a multiple of the comparison chunk: the last chunk is partial.
-    let base = pattern(300_001);
-    for (grown, other_blamed) in [("b", true), ("a", false)] {
-        let (a, b) = (t.path().join("a"), t.path().join("b"));
-        std::fs::write(&a, &base).unwrap();
-        std::fs::write(&b, &base).unwrap();
-        let mut r = reader();
-        let victim = t.path().join(grown);
-        r.before_compare = Some(Box::new(move || {
-            use std::io::Write as _;
-            let mut f = std::fs::File::options().append(true).open(&victim).unwrap();
-            f.write_all(b"appended").unwrap();
-        }));
-        let d = run(&mut r, target(&a), TaskKind::Verify(target(&b)));
-        match d.outcome {
-            Outcome::OtherChanged(e) if other_blamed => assert_eq!(e.path, b),
-            Outcome::Failed(e) if !other_blamed => assert_eq!(e.path, a),
-            _ => panic!("{grown} grew but was not the one blamed"),
-        }
-    }
+    assert_change_is_blamed(300_001, |p| {
+        use std::io::Write as _;
+        let mut f = std::fs::File::options().append(true).open(p).unwrap();
+        f.write_all(b"appended").unwrap();
+    });
 }
 
 #[test]

@@ -184,6 +184,19 @@ fn drain(s: &mut State, content: impl Fn(&Task) -> Digest, same: impl Fn(&Task) 
     }
 }
 
+/// A trie with `--verify` and three 10-byte files "a", "b", "c" in that order.
+fn verifying_abc() -> State {
+    let dir = DirPath::new("/d", 0);
+    let mut s = State::new(Rules {
+        verify: true,
+        ..rules()
+    });
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
+    }
+    s
+}
+
 fn no_verify(_: &Task) -> Outcome {
     panic!("no verification expected")
 }
@@ -371,14 +384,7 @@ fn verify_splits_a_hash_collision_into_groups_of_equal_bytes() {
 
 #[test]
 fn verify_drops_the_member_that_changed_and_keeps_the_candidate() {
-    let dir = DirPath::new("/d", 0);
-    let mut s = State::new(Rules {
-        verify: true,
-        ..rules()
-    });
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
-    }
+    let mut s = verifying_abc();
     // Whoever is compared with "a" finds it changed.
     drain(
         &mut s,
@@ -432,14 +438,7 @@ fn more_files_than_a_run_indexes_is_an_error_not_a_panic() {
 
 #[test]
 fn verify_drops_a_changed_group_member_and_regroups_the_rest() {
-    let dir = DirPath::new("/d", 0);
-    let mut s = State::new(Rules {
-        verify: true,
-        ..rules()
-    });
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
-    }
+    let mut s = verifying_abc();
     // "a" and "b" form a group; then "a" changes, and "c", compared with
     // it, finds it so: "a" leaves the group, "c" joins "b".
     let verifications = std::cell::Cell::new(0);
@@ -508,14 +507,7 @@ fn empty_files_are_one_group_and_their_aliases_collapse() {
 
 #[test]
 fn a_verification_against_a_file_that_left_proves_nothing() {
-    let dir = DirPath::new("/d", 0);
-    let mut s = State::new(Rules {
-        verify: true,
-        ..rules()
-    });
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        add(&mut s, &entry(&dir, n, 10, i as u64 + 1));
-    }
+    let mut s = verifying_abc();
     // "b" and "c" are both compared with "a". The first finds "a" changed
     // (so "b" takes its place); the second says "c" equals "a", which
     // proves nothing about "b": "c" must be compared with "b" (and differs).
