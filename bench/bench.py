@@ -5,6 +5,7 @@
     python3 bench/bench.py scan       # dedupe scan vs find and fd
     python3 bench/bench.py find       # dedupe vs fclones and jdupes + the seed's table
     python3 bench/bench.py --rounds 5 --quick find
+    sudo python3 bench/bench.py cold  # adaptive I/O: -t choices and peers, cold and warm
 
 Trees are made with `dedupe gen` (deterministic) under $BENCH_DIR
 (default: target/bench) and reused while their parameters are unchanged.
@@ -223,9 +224,103 @@ def bench_find(base, rounds, scratch, names):
             print(f"| {mode} | {rate:,.0f} | {peak:.1f} MB | {ftxt} |")
 
 
+def drop_caches():
+    subprocess.run(["sync"], check=True)
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def device_rate(base):
+    """The device's cold sequential read rate (bytes/s): the large tree's
+    files read whole, cold, by 1 and by 4 parallel `cat`s; the faster."""
+    path = tree(base, "large-100")
+    files = sorted((os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs),
+                   key=os.path.getsize, reverse=True)
+    pick, total = [], 0
+    for f in files:
+        if total > 2 << 30:
+            break
+        pick.append(f)
+        total += os.path.getsize(f)
+    best = 0.0
+    for streams in (1, 4):
+        drop_caches()
+        start = time.perf_counter()
+        procs = [subprocess.Popen(["cat"] + pick[i::streams], stdout=subprocess.DEVNULL)
+                 for i in range(streams)]
+        for p in procs:
+            p.wait()
+        rate = total / (time.perf_counter() - start)
+        print(f"device: {total / 2**30:.2f} GiB read cold by {streams} stream(s): "
+              f"{rate / 1e6:.0f} MB/s", file=sys.stderr)
+        best = max(best, rate)
+    return best
+
+
+def bytes_read(path, flags):
+    """Bytes a dedupe run reads (from its JSON summary)."""
+    out = subprocess.run([DEDUPE, "--progress", "never", "--format", "json"] + flags + [path],
+                         capture_output=True, check=False).stdout
+    summary = json.loads(out).get("summary", {})
+    return sum(st.get("bytes_read", 0) for st in summary.get("stages", []))
+
+
+def bench_cold(base, rounds, names):
+    """Adaptive I/O: the default against fixed --threads, cold and warm,
+    and the peers cold, all in one run. Cold runs drop the page cache
+    before every run (root only)."""
+    if os.geteuid() != 0:
+        sys.exit("cold mode drops the page cache: run it as root")
+    ensure_tools([
+        ("jdupes", ["apt-get", "install", "-y", "-qq", "jdupes"]),
+        ("fclones", ["cargo", "install", "fclones", "--version", "0.35.0", "--locked"]),
+    ])
+    fclones = shutil.which("fclones") or os.path.expanduser("~/.cargo/bin/fclones")
+    rate = device_rate(base)
+    print(f"\n### adaptive I/O, {rounds} round(s), page cache dropped before every cold run\n")
+    print(f"device cold sequential rate: {rate / 1e6:.0f} MB/s\n")
+    print("| tree | run | default | -t 2 | -t 8 | -t 32 | -t 64 | fclones | jdupes "
+          "| default / best -t | default / faster peer | read floor | default / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    configs = [("default", [])] + [(f"-t {t}", ["-t", str(t)]) for t in (2, 8, 32, 64)]
+    for name in names:
+        path = tree(base, name)
+        peers = []
+        if os.path.exists(fclones):
+            peers.append(("fclones", [fclones, "--progress=false", "group", "--format", "fdupes", path]))
+        if shutil.which("jdupes"):
+            peers.append(("jdupes", ["jdupes", "-r", "-q", path]))
+        floor = bytes_read(path, []) / rate
+        for mode in ("cold", "warm"):
+            times = {}
+            runs = configs + (peers if mode == "cold" else [])
+            if mode == "warm":
+                for _, cmd in [(n, [DEDUPE, "--progress", "never"] + f + [path]) for n, f in configs]:
+                    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(rounds):
+                for label, extra in runs:
+                    cmd = extra if label in ("fclones", "jdupes") else \
+                        [DEDUPE, "--progress", "never"] + extra + [path]
+                    if mode == "cold":
+                        drop_caches()
+                    start = time.perf_counter()
+                    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    times.setdefault(label, []).append(time.perf_counter() - start)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            best_t = min(med[l] for l, _ in configs[1:])
+            peer = min((med[p] for p, _ in peers if p in med), default=None)
+            cell = lambda k: f"{med[k]:.2f} s" if k in med else "-"
+            print(f"| {name} | {mode} | " + " | ".join(cell(l) for l, _ in configs) + " | "
+                  + " | ".join(cell(p) for p in ("fclones", "jdupes")) + " | "
+                  + f"{med['default'] / best_t:.2f}x | "
+                  + (f"{med['default'] / peer:.2f}x" if peer else "-") + " | "
+                  + (f"{floor:.2f} s | {med['default'] / floor:.2f}x |" if mode == "cold" else "- | - |"),
+                  flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find", "cold"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="only the 10k and 100k trees for find")
     ap.add_argument("--trees", nargs="*", help="find trees to run (default: all)")
@@ -235,7 +330,7 @@ def main():
     sh(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
     ensure_tools([("/usr/bin/time", ["apt-get", "install", "-y", "-qq", "time"])])
     print(f"# dedupe benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-          f"{args.rounds} rounds, warm cache")
+          f"{args.rounds} rounds, {'cold and warm' if args.what == 'cold' else 'warm cache'}")
     names = args.trees or (["seed-10k", "mixed-100k"] if args.quick
                            else ["seed-10k", "mixed-100k", "small-1m", "large-100"])
     with tempfile.TemporaryDirectory() as scratch:
@@ -243,6 +338,8 @@ def main():
             bench_scan(base, args.rounds, scratch)
         if args.what in ("all", "find"):
             bench_find(base, args.rounds, scratch, names)
+        if args.what == "cold":
+            bench_cold(base, args.rounds, names)
 
 
 if __name__ == "__main__":

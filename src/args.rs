@@ -124,13 +124,13 @@ pub struct WalkArgs {
     /// Follow symbolic links (a directory reached twice is entered once).
     #[arg(long, short = 'L')]
     pub follow_links: bool,
-    /// Threads that read and hash candidates (0: one per CPU); `scan` reads no content.
+    /// Reader threads per device, fixed (default, or 0: found while the run goes on, from one per CPU up); `scan` reads no content.
     #[arg(long, short = 't', value_name = "N")]
     pub threads: Option<usize>,
     /// Use the high-throughput walker preset (2 scanners per CPU, 50K buffer, 200-file batches).
     #[arg(long)]
     pub parallel_scan: bool,
-    /// Directory scanner threads (overrides the preset; 0: automatic).
+    /// Directory scanner threads, fixed (overrides the preset; 0: automatic, and more are added while directories are slow to list).
     #[arg(long, value_name = "N")]
     pub scan_workers: Option<usize>,
     /// Files per batch handed from the walker to the pipeline (at most 65536).
@@ -212,11 +212,14 @@ impl WalkArgs {
                 t
             };
             sc.scanner_workers = scanners.min(MAX_WORKERS.max(t));
+            sc.max_scanner_workers = sc.max_scanner_workers.max(sc.scanner_workers);
         }
         // 0 is "automatic", as for `--threads`: the preset's count, or the
         // one `--threads` implies.
         if let Some(n) = self.scan_workers.filter(|&n| n > 0) {
+            // A number the user chose is kept: no growth.
             sc.scanner_workers = n;
+            sc.max_scanner_workers = n;
         }
         if let Some(n) = self.batch_size {
             sc.batch_size = n;

@@ -124,16 +124,17 @@ fn print_summary(s: &Summary, verbose: bool) {
         plural(s.redundant_files, "redundant file", "redundant files"),
         human_bytes(s.redundant_bytes)
     );
-    let _ = writeln!(
+    let _ =
+        writeln!(
         e,
-        "time {:.3} s (walk {:.3} s), {:.0} files/s, first group after {}, {} mode, {} readers, hash {}{}",
+        "time {:.3} s (walk {:.3} s), {:.0} files/s, first group after {}, {} mode, {}, hash {}{}",
         secs,
         s.scan_ms as f64 / 1000.0,
         s.files_scanned as f64 / secs,
         s.first_group_ms
             .map_or("-".to_string(), |ms| format!("{ms} ms")),
         if s.streaming { "streaming" } else { "traditional" },
-        s.readers,
+        readers(s),
         s.hash,
         if s.verified { ", verified byte by byte" } else { "" }
     );
@@ -157,9 +158,53 @@ fn print_summary(s: &Summary, verbose: bool) {
                 st.busy_ms
             );
         }
+        let _ = writeln!(
+            e,
+            "walk: {} scanners{}",
+            s.scanners,
+            if s.scanners_added > 0 {
+                format!(", {} more added for slow directories", s.scanners_added)
+            } else {
+                String::new()
+            }
+        );
+        for d in &s.io {
+            let _ = writeln!(
+                e,
+                "device {}: {} readers at the end, {} at most, {:.1} on average{}",
+                d.device,
+                d.readers_end,
+                d.readers_peak,
+                d.readers_mean,
+                if d.fixed {
+                    " (fixed by --threads)".to_string()
+                } else {
+                    format!(", {}", plural(d.changes, "change", "changes"))
+                }
+            );
+            for h in &d.history {
+                let _ = writeln!(e, "  {:>7} ms  {:>2}  {}", h.at_ms, h.readers, h.reason);
+            }
+            if d.changes + 1 > d.history.len() as u64 {
+                let _ = writeln!(e, "  ...");
+            }
+        }
     }
     if let Some(peak) = dedupe_testkit::rss::peak() {
         let _ = writeln!(e, "peak memory: {}", human_bytes(peak));
+    }
+}
+
+/// How many readers the run used, in a few words.
+fn readers(s: &Summary) -> String {
+    match s.io.as_slice() {
+        [] => plural(s.readers as u64, "reader", "readers"),
+        [d] if d.fixed => plural(d.readers_end as u64, "reader", "readers"),
+        [d] => format!(
+            "readers adaptive ({} to start, {} at most, {} at the end)",
+            s.readers, d.readers_peak, d.readers_end
+        ),
+        many => format!("{} devices, readers adaptive", many.len()),
     }
 }
 

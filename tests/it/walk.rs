@@ -46,6 +46,7 @@ fn configs() -> Vec<StreamingConfig> {
     vec![
         StreamingConfig {
             scanner_workers: 1,
+            max_scanner_workers: 1,
             discovery_buffer_size: 1,
             batch_size: 1,
             batch_timeout: Duration::from_millis(1),
@@ -54,6 +55,7 @@ fn configs() -> Vec<StreamingConfig> {
         StreamingConfig::high_throughput_config(),
         StreamingConfig {
             scanner_workers: 7,
+            max_scanner_workers: 28,
             discovery_buffer_size: 21,
             batch_size: 3,
             batch_timeout: Duration::from_secs(60),
@@ -274,6 +276,7 @@ fn dropping_a_walk_early_stops_it() {
     .unwrap();
     let tiny = StreamingConfig {
         scanner_workers: 4,
+        max_scanner_workers: 4,
         discovery_buffer_size: 10,
         batch_size: 10,
         batch_timeout: Duration::from_millis(5),

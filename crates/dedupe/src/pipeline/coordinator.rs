@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use super::keys::{KeyRequest, KeySource, StageKey};
 use super::msg::{Done, Outcome, Task, TaskKind};
-use super::schedule::Scheduler;
-use super::stage::{Step, LARGE_FILE};
+use super::pool::Finished;
+use super::schedule::{Job, Scheduler};
+use super::stage::Step;
 use super::stats::Stats;
 use super::trie::{Placement, TooManyFiles, Trie};
 use super::FindEvent;
@@ -57,7 +58,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            self.sched.push(c, size);
+            self.sched.push(c, size, self.trie.cand_dev(c));
         }
     }
 
@@ -81,12 +82,14 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     }
 
     /// The results of one job.
-    pub(crate) fn on_results(&mut self, results: Vec<Done>) {
-        let large = match results.as_slice() {
-            [d] => self.trie.cand_size(d.cand) >= LARGE_FILE,
-            _ => false,
-        };
-        let read = results
+    pub(crate) fn on_results(&mut self, job: Finished) {
+        let Finished {
+            lane,
+            large,
+            results,
+        } = job;
+        let files = results.len() as u64;
+        let (bytes, nanos) = results
             .iter()
             .fold((0u64, 0u64), |(b, n), d| (b + d.bytes_read, n + d.nanos));
         for d in results {
@@ -95,7 +98,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
             self.record(&d);
             self.apply(d.cand, d.outcome);
         }
-        self.sched.job_done(large, read);
+        self.sched.job_done(lane, large, files, bytes, nanos);
     }
 
     /// Gives a key the readers computed to the key source.
@@ -139,17 +142,18 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     }
 
     /// Hands out work while the scheduler allows: tasks the key source
-    /// answers are applied at once, the rest go to `send` (false: the
-    /// readers are gone).
-    pub(crate) fn dispatch(&mut self, mut send: impl FnMut(Vec<Task>) -> bool) {
+    /// answers are applied at once, the rest go to `send` with their job
+    /// (false: the readers are gone).
+    pub(crate) fn dispatch(&mut self, mut send: impl FnMut(&Job, Vec<Task>) -> bool) {
         while let Some(job) = self.sched.next_job() {
             let mut tasks: Vec<Task> = job.cands.iter().map(|&c| self.trie.task(c)).collect();
             if self.keys.is_some() {
                 tasks = self.answer(tasks);
             }
             if tasks.is_empty() {
-                self.sched.job_done(job.large, (0, 0));
-            } else if !send(tasks) {
+                // Nothing read: not a completion the controller may count.
+                self.sched.job_skipped(job.lane, job.large);
+            } else if !send(&job, tasks) {
                 break;
             }
         }

@@ -21,11 +21,13 @@
 //!   no locks on the hot path, and results are deterministic given the same
 //!   inputs.
 
+mod adapt;
 mod coordinator;
 mod groups;
 pub mod keys;
 mod msg;
 mod paths;
+mod pool;
 mod read;
 mod schedule;
 mod slab;
@@ -34,6 +36,7 @@ mod stats;
 mod summary;
 mod trie;
 
+pub use adapt::{Change, IoChoice, Reason};
 pub use groups::GroupOrder;
 pub use summary::{FindReport, StageStats, Summary};
 
@@ -42,12 +45,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crossbeam_channel::{never, select, Receiver};
+use crossbeam_channel::{never, select};
 
 use coordinator::Coordinator;
 use keys::KeySource;
-use msg::{Done, Task};
-use read::Reader;
+use pool::{Finished, Pools};
 use schedule::Scheduler;
 pub use stage::Stage;
 use trie::{Rules, Trie};
@@ -264,7 +266,7 @@ impl Finder {
             return Err(FindError::HardLinksWithFollow);
         }
         let readers = self.config.effective_threads();
-        let rotational = schedule::any_rotational(roots);
+        let fixed = self.config.threads_per_stage != 0;
         let walk = self.walker.walk(roots)?;
         let stopper = walk.stopper();
 
@@ -287,29 +289,15 @@ impl Finder {
             })
             .map_err(FindError::Thread)?;
 
-        // Readers: the coordinator never has more than 2 x readers jobs
-        // out, so neither channel ever blocks a send.
-        let max_inflight = readers * 2;
-        let (job_tx, job_rx) = crossbeam_channel::bounded::<Vec<Task>>(max_inflight);
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Done>>(max_inflight);
-        let mut threads = Vec::with_capacity(readers);
-        for i in 0..readers {
-            let rx = job_rx.clone();
-            let tx = done_tx.clone();
-            let reader = Reader::new(Arc::clone(&self.cancel.0));
-            let progress = Arc::clone(&self.progress);
-            let t = std::thread::Builder::new()
-                .name(format!("dedupe-read-{i}"))
-                .spawn(move || reader_loop(rx, tx, reader, &*progress));
-            match t {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    stopper.stop();
-                    return Err(FindError::Thread(e));
-                }
-            }
-        }
-        drop((job_rx, done_tx));
+        // Readers, a pool per device, started as devices are met. The
+        // results channel is unbounded so a reader never blocks on it; the
+        // scheduler's cap on jobs out bounds it.
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Finished>();
+        let mut pools = Pools::new(
+            done_tx,
+            Arc::clone(&self.cancel.0),
+            Arc::clone(&self.progress),
+        );
 
         let trie = Trie::new(Rules {
             algo: self.options.hash,
@@ -320,7 +308,7 @@ impl Finder {
         });
         let mut co = Coordinator::new(
             trie,
-            Scheduler::new(readers, rotational),
+            Scheduler::new(readers, fixed),
             keys,
             self.options.hash,
             &*self.progress,
@@ -329,6 +317,7 @@ impl Finder {
         let mut walking = true;
         let mut interrupted = false;
         let mut overflow = false;
+        let mut thread_error = None;
 
         loop {
             if !interrupted && (self.cancel.is_set() || overflow) {
@@ -340,7 +329,16 @@ impl Finder {
                 // it will run.
                 co.abandon_queued();
             } else if self.options.streaming || !walking {
-                co.dispatch(|job| job_tx.send(job).is_ok());
+                co.sched.tick();
+                for lane in 0..co.sched.lanes() {
+                    if let Err(e) = pools.resize(lane, co.sched.readers(lane)) {
+                        thread_error = Some(e);
+                        self.cancel.cancel();
+                    }
+                }
+                if thread_error.is_none() {
+                    co.dispatch(|job, tasks| pools.send(job.lane, job.large, tasks, job.prefetch));
+                }
             }
             co.emit(false);
             // Done when nothing is out and, unless cancelled, the walk is
@@ -380,15 +378,15 @@ impl Finder {
                 },
             }
         }
-        drop(job_tx);
-        for t in threads {
-            let _ = t.join();
-        }
+        pools.join();
         // The forwarding thread ends when its channel closes (a cancelled
         // run) or the walk has ended; it joins the scanners.
         drop(walk_rx);
         let scan = forward.join().unwrap_or_default();
         co.finish_keys();
+        if let Some(e) = thread_error {
+            return Err(FindError::Thread(e));
+        }
         if overflow {
             return Err(FindError::TooManyFiles);
         }
@@ -398,12 +396,13 @@ impl Finder {
 
     fn report<F>(
         &self,
-        co: Coordinator<'_, F>,
+        mut co: Coordinator<'_, F>,
         scan: WalkStats,
         readers: usize,
         started: Instant,
         interrupted: bool,
     ) -> FindReport {
+        let io = co.sched.io_report();
         let stats = co.stats;
         let store = co.trie.into_store();
         let errors = std::array::from_fn::<u64, { ErrorKind::ALL.len() }, _>(|i| {
@@ -428,6 +427,9 @@ impl Finder {
             verified: self.options.verify,
             streaming: self.options.streaming,
             readers,
+            io,
+            scanners: self.walker.streaming_config().scanner_workers,
+            scanners_added: scan.scanners_added,
             scan_ms: scan.elapsed.as_millis() as u64,
             elapsed_ms: started.elapsed().as_millis() as u64,
             first_group_ms: stats.first_group.map(|d| d.as_millis() as u64),
@@ -436,22 +438,6 @@ impl Finder {
         FindReport {
             groups: store,
             summary,
-        }
-    }
-}
-
-fn reader_loop(
-    jobs: Receiver<Vec<Task>>,
-    done: crossbeam_channel::Sender<Vec<Done>>,
-    mut reader: Reader,
-    progress: &dyn ProgressTracker,
-) {
-    for job in jobs {
-        let results: Vec<Done> = job.into_iter().map(|t| reader.run(t)).collect();
-        let bytes: u64 = results.iter().map(|d| d.bytes_read).sum();
-        progress.bytes_hashed(bytes);
-        if done.send(results).is_err() {
-            break;
         }
     }
 }

@@ -50,8 +50,14 @@ pub struct Summary {
     pub verified: bool,
     /// Streaming or traditional mode.
     pub streaming: bool,
-    /// Readers used by the hashing stages.
+    /// Readers each device started with: one per CPU, or `--threads`.
     pub readers: usize,
+    /// Per device, the readers its controller chose (`adapt`).
+    pub io: Vec<super::IoChoice>,
+    /// Scanners the walk started with.
+    pub scanners: usize,
+    /// Scanners it added because directories were slow to list.
+    pub scanners_added: usize,
     /// Wall time of the walk, in milliseconds.
     pub scan_ms: u64,
     /// Wall time of the whole run, in milliseconds.

@@ -307,6 +307,11 @@ impl Trie {
     }
 
     /// The size of candidate `c`'s file.
+    /// The device candidate `c` is on.
+    pub(crate) fn cand_dev(&self, c: u32) -> u64 {
+        self.cand(c).member.id.dev
+    }
+
     pub(crate) fn cand_size(&self, c: u32) -> u64 {
         match self.cand(c).node {
             ROOT => 0,

@@ -25,6 +25,7 @@
 //!
 //! Dropping a [`Walk`] stops the scanners and joins them.
 
+mod grow;
 mod scanner;
 
 #[cfg(feature = "async")]
@@ -121,6 +122,9 @@ pub struct WalkStats {
     pub errors: [u64; ErrorKind::ALL.len()],
     /// Time since the walk started.
     pub elapsed: Duration,
+    /// Scanners started during the walk because directories were slow to
+    /// open (see [`StreamingConfig::max_scanner_workers`]).
+    pub scanners_added: usize,
 }
 
 impl WalkStats {
@@ -152,6 +156,7 @@ impl Counters {
             bytes: self.bytes.load(Ordering::Relaxed),
             errors: std::array::from_fn(|i| self.errors[i].load(Ordering::Relaxed)),
             elapsed,
+            scanners_added: 0,
         }
     }
 }
@@ -240,15 +245,21 @@ impl StreamingWalker {
 
         let sc = &self.streaming;
         let (tx, rx) = crossbeam_channel::bounded(sc.channel_batches());
-        let workers: Vec<Worker<scanner::Job>> = (0..sc.scanner_workers)
+        // Deques for every scanner the walk may grow to, so each can be
+        // stolen from; the ones beyond `scanner_workers` wait as spares
+        // until slow directories call for their threads (`scanner::grow`).
+        let mut workers: Vec<Worker<scanner::Job>> = (0..sc.max_scanner_workers)
             .map(|_| Worker::new_lifo())
             .collect();
+        let spare = workers.split_off(sc.scanner_workers);
         let shared = Arc::new(scanner::Shared {
             injector: Injector::new(),
             stealers: workers
                 .iter()
+                .chain(&spare)
                 .map(Worker::stealer)
                 .collect::<Vec<Stealer<_>>>(),
+            growth: grow::Growth::new(spare),
             pending: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
             filter,
@@ -330,7 +341,10 @@ pub struct Walk {
 impl Walk {
     /// Counts so far (final once the iterator has returned `None`).
     pub fn stats(&self) -> WalkStats {
-        self.shared.counters.snapshot(self.started.elapsed())
+        WalkStats {
+            scanners_added: self.shared.growth.added(),
+            ..self.shared.counters.snapshot(self.started.elapsed())
+        }
     }
 
     /// Asks the scanners to stop soon; the iterator then ends.
@@ -348,6 +362,11 @@ impl Walk {
         if !self.finished {
             self.finished = true;
             for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+            // Scanners added during the walk; one may add another until it
+            // ends, so take them until none is left.
+            while let Some(t) = self.shared.growth.take_thread() {
                 let _ = t.join();
             }
             self.shared.progress.scan_finished();

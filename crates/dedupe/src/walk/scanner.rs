@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) root_files: HashSet<FileId, rustc_hash::FxBuildHasher>,
     /// Directory handles kept open for queued children.
     pub(crate) open_dirs: Arc<AtomicUsize>,
+    /// Scanners that may still be started, and those started.
+    pub(crate) growth: super::grow::Growth,
 }
 
 impl Shared {
@@ -158,6 +160,9 @@ struct Out<'a> {
     dirs: Vec<DirDone>,
     /// When the oldest entry of the current batch was found.
     oldest: Option<Instant>,
+    /// Time spent waiting for room in the channel: the consumer's pace,
+    /// not the directory's, so not counted as listing time.
+    blocked: Duration,
 }
 
 impl Out<'_> {
@@ -215,16 +220,18 @@ impl Out<'_> {
     fn send(&mut self, ev: WalkEvent) {
         // Blocks while the channel is full: this is the backpressure. It
         // fails only when the consumer is gone, and then the walk stops.
+        let t = Instant::now();
         if self.tx.send(ev).is_err() {
             self.shared.quit.store(true, Ordering::Relaxed);
         }
+        self.blocked += t.elapsed();
     }
 }
 
 /// A scanner thread's main loop; `first` are events to send before any
 /// listing (the roots that are files or could not be walked).
 pub(crate) fn run(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     local: Worker<Job>,
     tx: &Sender<WalkEvent>,
     first: Vec<WalkEvent>,
@@ -235,6 +242,7 @@ pub(crate) fn run(
         batch: Vec::with_capacity(shared.batch_size),
         dirs: Vec::new(),
         oldest: None,
+        blocked: Duration::ZERO,
     };
     for ev in first {
         if let WalkEvent::Error(e) = &ev {
@@ -248,7 +256,12 @@ pub(crate) fn run(
         match find_job(shared, &local) {
             Some(job) => {
                 backoff.reset();
-                scan_dir(shared, &local, job, &mut out, &mut buf);
+                let (started, blocked, mut seen) = (Instant::now(), out.blocked, 0);
+                scan_dir(shared, &local, job, &mut out, &mut buf, &mut seen);
+                let took = started
+                    .elapsed()
+                    .saturating_sub(out.blocked.saturating_sub(blocked));
+                super::grow::grow(shared, took, seen, tx);
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
                 out.flush_if_old();
             }
@@ -338,7 +351,15 @@ pub(super) fn pseudo_error(path: PathBuf, kind: &str) -> EntryError {
 
 // One listing loop decides for every entry type (see the module docs).
 #[allow(clippy::too_many_lines)]
-fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, buf: &mut Vec<u8>) {
+/// Lists one directory; counts its entries in `seen`.
+fn scan_dir(
+    shared: &Shared,
+    local: &Worker<Job>,
+    job: Job,
+    out: &mut Out<'_>,
+    buf: &mut Vec<u8>,
+    seen: &mut u64,
+) {
     let config = &*shared.config;
     let dir = Arc::clone(&job.dir);
     let (root_dev, parent_dev, is_root) = (
@@ -409,6 +430,7 @@ fn scan_dir(shared: &Shared, local: &Worker<Job>, job: Job, out: &mut Out<'_>, b
         if shared.quit.load(Ordering::Relaxed) {
             return;
         }
+        *seen += 1;
         let ent = match item {
             Ok(ent) => ent,
             Err(Errno::INVAL) => {

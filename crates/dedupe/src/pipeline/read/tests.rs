@@ -32,11 +32,14 @@ fn reader() -> Reader {
 }
 
 fn run(r: &mut Reader, file: Target, kind: TaskKind) -> Done {
-    r.run(Task {
-        cand: 0,
-        file,
-        kind,
-    })
+    r.run(
+        Task {
+            cand: 0,
+            file,
+            kind,
+        },
+        None,
+    )
 }
 
 fn kind_of(o: &Outcome) -> Option<ErrorKind> {
@@ -304,4 +307,93 @@ fn a_fifo_in_place_of_a_file_is_not_read() {
     let d = run(&mut reader(), expect, TaskKind::Stage(FULL));
     assert_eq!(kind_of(&d.outcome), Some(ErrorKind::Changed));
     assert_eq!(d.bytes_read, 0);
+}
+
+fn stage_task(cand: u32, file: Target, spec: &'static StageSpec) -> Task {
+    Task {
+        cand,
+        file,
+        kind: TaskKind::Stage(spec),
+    }
+}
+
+#[test]
+fn a_file_opened_ahead_and_changed_before_its_read_is_caught() {
+    // Small files are read whole right after they are opened and not
+    // checked again; one opened ahead (prefetched) waits, so it must be.
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::write(&a, pattern(10_000)).unwrap();
+    std::fs::write(&b, pattern(10_000)).unwrap();
+    let mut r = reader();
+    let fired = std::sync::atomic::AtomicBool::new(false);
+    let victim = b.clone();
+    r.after_read = Some(Box::new(move || {
+        // After `a` is read, `b` is already open: change it then, once.
+        if !fired.swap(true, Ordering::SeqCst) {
+            rewrite_keeping_mtime(&victim);
+        }
+    }));
+    let job = vec![
+        stage_task(0, target(&a), FULL),
+        stage_task(1, target(&b), FULL),
+    ];
+    let done = r.run_job(job, 4);
+    assert_eq!(done.iter().map(|d| d.cand).collect::<Vec<_>>(), [0, 1]);
+    assert!(matches!(done[0].outcome, Outcome::Full(_)));
+    assert_eq!(kind_of(&done[1].outcome), Some(ErrorKind::Changed));
+}
+
+#[test]
+fn prefetching_changes_no_outcome() {
+    let t = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, size) in [0usize, 1, 5000, 70_000, 300_000].into_iter().enumerate() {
+        let p = t.path().join(format!("f{i}"));
+        std::fs::write(&p, pattern(size)).unwrap();
+        files.push(p);
+    }
+    let gone = t.path().join("gone");
+    std::fs::write(&gone, b"x").unwrap();
+    let gone_target = target(&gone);
+    std::fs::remove_file(&gone).unwrap();
+    let job = || {
+        let mut v: Vec<Task> = files
+            .iter()
+            .zip(0..)
+            .flat_map(|(p, c)| {
+                [
+                    stage_task(2 * c, target(p), &QUICK),
+                    stage_task(2 * c + 1, target(p), FULL),
+                ]
+            })
+            .collect();
+        v.insert(3, stage_task(99, gone_target.clone(), FULL));
+        v.push(Task {
+            cand: 100,
+            file: target(&files[2]),
+            kind: TaskKind::Verify(target(&files[2])),
+        });
+        v
+    };
+    let describe = |d: &Done| {
+        let o = match &d.outcome {
+            Outcome::Key(k) => format!("key {k:?}"),
+            Outcome::Full(x) => format!("full {x:?}"),
+            Outcome::Same => "same".into(),
+            Outcome::Failed(e) => format!("failed {:?}", e.kind),
+            _ => "other".into(),
+        };
+        (d.cand, o, d.bytes_read)
+    };
+    let mut r = reader();
+    let plain: Vec<_> = r.run_job(job(), 0).iter().map(describe).collect();
+    for ahead in [1, 3, 16] {
+        let pre: Vec<_> = r.run_job(job(), ahead).iter().map(describe).collect();
+        assert_eq!(pre, plain, "ahead {ahead}");
+    }
+    assert!(
+        plain.iter().any(|d| d.0 == 99 && d.1 == "failed Vanished"),
+        "{plain:?}"
+    );
 }

@@ -30,7 +30,7 @@ impl State {
     fn new(rules: Rules) -> State {
         State {
             trie: Trie::new(rules),
-            sched: Scheduler::new(1, false),
+            sched: Scheduler::new(1, true),
             stats: Stats::default(),
         }
     }
@@ -38,7 +38,7 @@ impl State {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            self.sched.push(c, size);
+            self.sched.push(c, size, self.trie.cand_dev(c));
         }
     }
 
@@ -63,7 +63,7 @@ impl State {
     /// The next job's tasks, taken off the queue at once.
     fn next_job(&mut self) -> Option<Vec<Task>> {
         let job = self.sched.next_job()?;
-        self.sched.job_done(job.large, (0, 0));
+        self.sched.job_skipped(job.lane, job.large);
         Some(
             job.cands
                 .iter()
