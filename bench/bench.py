@@ -294,9 +294,10 @@ def bench_cold(base, rounds, names):
         for mode in ("cold", "warm"):
             times = {}
             runs = configs + (peers if mode == "cold" else [])
-            if mode == "warm":
-                for _, cmd in [(n, [DEDUPE, "--progress", "never"] + f + [path]) for n, f in configs]:
-                    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if mode == "warm":  # one run of each to fill the page cache
+                for _, flags in configs:
+                    subprocess.run([DEDUPE, "--progress", "never"] + flags + [path],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(rounds):
                 for label, extra in runs:
                     cmd = extra if label in ("fclones", "jdupes") else \

@@ -132,8 +132,9 @@ pub(crate) struct Controller {
     next_down: bool,
     history: Vec<Change>,
     changes: u64,
-    /// Readers x nanoseconds, for the time-weighted mean.
+    /// Readers x nanoseconds since `started_ns`, for the time-weighted mean.
     weighted: u128,
+    started_ns: u64,
     last_ns: u64,
     peak: usize,
 }
@@ -160,6 +161,7 @@ impl Controller {
             }],
             changes: 0,
             weighted: 0,
+            started_ns: now_ns,
             last_ns: now_ns,
             peak: base,
         }
@@ -298,10 +300,11 @@ impl Controller {
         self.last_ns = now_ns;
     }
 
-    /// What it did over the run, for the summary.
-    pub(crate) fn report(&mut self, now_ns: u64, started_ns: u64) -> IoChoice {
+    /// What it did from its start (the device's first read) to `now_ns`,
+    /// for the summary.
+    pub(crate) fn report(&mut self, now_ns: u64) -> IoChoice {
         self.account(now_ns);
-        let span = now_ns.saturating_sub(started_ns);
+        let span = now_ns.saturating_sub(self.started_ns);
         IoChoice {
             device: String::new(),
             fixed: self.fixed,

@@ -72,7 +72,7 @@ fn a_cpu_bound_run_stays_at_one_reader_per_cpu() {
     let mut c = Controller::new(2, false, 0);
     let seen = simulate(&mut c, 0, 100, queue_device(2, 500e6), |_| 0.97);
     assert!(seen.iter().all(|&l| l == 2), "{seen:?}");
-    assert_eq!(c.report(100 * 100 * MS, 0).changes, 0);
+    assert_eq!(c.report(100 * 100 * MS).changes, 0);
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn a_slow_device_is_not_flooded() {
     // A throttled device: the same throughput whatever the queue, CPUs idle.
     let mut c = Controller::new(2, false, 0);
     let seen = simulate(&mut c, 0, 100, |_| 20e6, |_| 0.05);
-    let r = c.report(100 * 100 * MS, 0);
+    let r = c.report(100 * 100 * MS);
     assert_eq!(settled(&seen), 2, "{seen:?}");
     assert!(r.readers_peak <= 4, "probes one step at a time: {seen:?}");
     assert!(
@@ -107,7 +107,7 @@ fn it_follows_a_run_from_cold_to_cached_data() {
     // The rest of the tree is in the page cache: CPUs saturate.
     let warm = simulate(&mut c, 30 * 100 * MS, 30, queue_device(2, 800e6), |_| 0.98);
     assert_eq!(*warm.last().unwrap(), 2, "back to one per CPU: {warm:?}");
-    let r = c.report(60 * 100 * MS, 0);
+    let r = c.report(60 * 100 * MS);
     assert!(r.history.iter().any(|h| h.reason == Reason::CpuBound));
 }
 
@@ -150,4 +150,12 @@ fn a_probe_that_only_sees_starved_windows_is_undone() {
         c.tick(now, 0.1);
     }
     assert_eq!(c.limit(), 2);
+}
+
+#[test]
+fn the_mean_counts_from_the_devices_first_read() {
+    // A device met a second into the run, at 4 readers throughout.
+    let mut c = Controller::new(4, true, 1000 * MS);
+    let r = c.report(2000 * MS);
+    assert!((r.readers_mean - 4.0).abs() < 1e-9, "{}", r.readers_mean);
 }

@@ -306,7 +306,7 @@ impl Scheduler {
         self.lanes
             .iter_mut()
             .map(|l| {
-                let mut c = l.ctl.report(now, 0);
+                let mut c = l.ctl.report(now);
                 c.device = format!("{}:{}", rustix::fs::major(l.dev), rustix::fs::minor(l.dev));
                 c
             })
@@ -352,7 +352,7 @@ struct CpuClock {
 impl CpuClock {
     fn new() -> CpuClock {
         CpuClock {
-            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64,
+            cpus: crate::config::available_cpus() as f64,
             last: None,
         }
     }
