@@ -6,6 +6,7 @@
     python3 bench/bench.py find       # dedupe vs fclones and jdupes + the seed's table
     python3 bench/bench.py --rounds 5 --quick find
     sudo python3 bench/bench.py cold  # adaptive I/O: -t choices and peers, cold and warm
+    sudo python3 bench/bench.py cache # the hash cache: re-runs, resume, fclones --cache
 
 Trees are made with `dedupe gen` (deterministic) under $BENCH_DIR
 (default: target/bench) and reused while their parameters are unchanged.
@@ -193,7 +194,7 @@ def bench_find(base, rounds, scratch, names):
     fclones = shutil.which("fclones") or os.path.expanduser("~/.cargo/bin/fclones")
     for name in names:
         path = tree(base, name)
-        tools = [("dedupe", [DEDUPE, "--progress", "never", "--format", "fdupes", path], True)]
+        tools = [("dedupe", [DEDUPE, "--no-cache", "--progress", "never", "--format", "fdupes", path], True)]
         if os.path.exists(fclones):
             tools.append(("fclones 0.35", [fclones, "--progress=false", "group", "--format", "fdupes", path], False))
         if shutil.which("jdupes"):
@@ -209,7 +210,7 @@ def bench_find(base, rounds, scratch, names):
         for mode, flag in [("Traditional", "--no-streaming"), ("Streaming", "--streaming")]:
             firsts, rates, peak = [], [], 0.0
             for _ in range(rounds):
-                first, secs, p, summary = first_result([DEDUPE, flag, "--progress", "never",
+                first, secs, p, summary = first_result([DEDUPE, flag, "--no-cache", "--progress", "never",
                                                         "--format", "jsonl", path], scratch)
                 firsts.append(first)
                 rates.append(summary.get("files_scanned", 0) / secs)
@@ -259,7 +260,7 @@ def device_rate(base):
 
 def bytes_read(path, flags):
     """Bytes a dedupe run reads (from its JSON summary)."""
-    out = subprocess.run([DEDUPE, "--progress", "never", "--format", "json"] + flags + [path],
+    out = subprocess.run([DEDUPE, "--no-cache", "--progress", "never", "--format", "json"] + flags + [path],
                          capture_output=True, check=False).stdout
     summary = json.loads(out).get("summary", {})
     return sum(st.get("bytes_read", 0) for st in summary.get("stages", []))
@@ -296,12 +297,12 @@ def bench_cold(base, rounds, names):
             runs = configs + (peers if mode == "cold" else [])
             if mode == "warm":  # one run of each to fill the page cache
                 for _, flags in configs:
-                    subprocess.run([DEDUPE, "--progress", "never"] + flags + [path],
+                    subprocess.run([DEDUPE, "--no-cache", "--progress", "never"] + flags + [path],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(rounds):
                 for label, extra in runs:
                     cmd = extra if label in ("fclones", "jdupes") else \
-                        [DEDUPE, "--progress", "never"] + extra + [path]
+                        [DEDUPE, "--no-cache", "--progress", "never"] + extra + [path]
                     if mode == "cold":
                         drop_caches()
                     start = time.perf_counter()
@@ -319,9 +320,110 @@ def bench_cold(base, rounds, names):
                   flush=True)
 
 
+def timed_io(cmd):
+    """Runs cmd; returns (seconds, bytes read from disk, stdout). Disk
+    reads are GNU time's %I (file-system inputs, 512-byte blocks), so page
+    cache hits do not count."""
+    with tempfile.NamedTemporaryFile("r") as stats:
+        start = time.perf_counter()
+        out = subprocess.run(["/usr/bin/time", "-f", "%I", "-o", stats.name] + cmd,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+        secs = time.perf_counter() - start
+        digits = [l for l in open(stats.name).read().split() if l.isdigit()]
+    return secs, (int(digits[-1]) * 512 if digits else 0), out
+
+
+def summary_bytes(out):
+    """Bytes the run's stages read, from its JSON report."""
+    try:
+        stages = json.loads(out).get("summary", {}).get("stages", [])
+    except ValueError:
+        return 0
+    return sum(st.get("bytes_read", 0) for st in stages)
+
+
+def bench_cache(base, rounds):
+    """The hash cache: a cold re-run against a cold scan and the first run,
+    the cost of filling a new cache, a resumed run, and fclones --cache."""
+    if os.geteuid() != 0:
+        sys.exit("cache mode drops the page cache: run it as root")
+    ensure_tools([("fclones", ["cargo", "install", "fclones", "--version", "0.35.0", "--locked"])])
+    fclones = shutil.which("fclones") or os.path.expanduser("~/.cargo/bin/fclones")
+    fclones_cache = os.path.expanduser("~/.cache/fclones")
+    path = tree(base, "mixed-100k")
+    cache = tempfile.mkdtemp(prefix="dedupe-bench-cache-")
+    run = lambda *flags: [DEDUPE, "--progress", "never", "--format", "json"] + list(flags) + [path]
+    rows = {}
+    # Re-run of the 100k tree, page cache dropped before every run.
+    for _ in range(rounds):
+        shutil.rmtree(cache, ignore_errors=True)
+        time.sleep(3.5)  # nothing in the tree is "racily" new
+        for label, cmd in [("first run (fills the cache)", run("--cache-dir", cache)),
+                           ("re-run with the cache", run("--cache-dir", cache)),
+                           ("--no-cache", run("--no-cache")),
+                           ("dedupe scan", [DEDUPE, "scan", "--progress", "never", path])]:
+            drop_caches()
+            secs, disk, out = timed_io(cmd)
+            rows.setdefault(label, []).append((secs, disk, summary_bytes(out)))
+        if os.path.exists(fclones):
+            shutil.rmtree(fclones_cache, ignore_errors=True)
+            for label in ("fclones --cache, first run", "fclones --cache, re-run"):
+                drop_caches()
+                secs, disk, _ = timed_io([fclones, "--progress=false", "group", "--cache", path])
+                rows.setdefault(label, []).append((secs, disk, 0))
+    med = {k: (statistics.median(a for a, _, _ in v), statistics.median(b for _, b, _ in v),
+               statistics.median(c for _, _, c in v)) for k, v in rows.items()}
+    print(f"\n### hash cache: {TREES['mixed-100k'][1]}, cold, {rounds} round(s)\n")
+    print("| run | wall | read from disk (%I) | stage bytes read |")
+    print("|---|---|---|---|")
+    for k, (secs, disk, staged) in med.items():
+        print(f"| {k} | {secs:.2f} s | {disk / 2**20:,.0f} MiB | {staged / 2**20:,.0f} MiB |")
+    re, first, scan = med["re-run with the cache"], med["first run (fills the cache)"], med["dedupe scan"]
+    print(f"\n- re-run / cold scan: {re[0] / scan[0]:.2f}x (target <= 1.5x)")
+    print(f"- re-run disk reads / first run's: {re[1] / max(first[1], 1):.1%} (target <= 10%)")
+    if "fclones --cache, re-run" in med:
+        print(f"- re-run / fclones --cache re-run: {re[0] / med['fclones --cache, re-run'][0]:.2f}x")
+
+    # Killed at 60% of a run (SIGKILL), then re-run: stage bytes read.
+    kills = []
+    for _ in range(rounds):
+        shutil.rmtree(cache, ignore_errors=True)
+        drop_caches()
+        full_secs, _, out = timed_io(run("--no-cache"))
+        full = summary_bytes(out)
+        drop_caches()
+        proc = subprocess.Popen(run("--cache-dir", cache), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(0.6 * full_secs)
+        proc.kill()
+        proc.wait()
+        drop_caches()
+        _, _, out = timed_io(run("--cache-dir", cache))
+        kills.append(summary_bytes(out) / max(full, 1))
+    print(f"- killed at 60% of a run, the re-run read {statistics.median(kills):.0%} "
+          "of a full run's bytes (target <= 70%)")
+
+    # Filling a new cache on the 1M small-file tree, warm.
+    small = tree(base, "small-1m")
+    subprocess.run([DEDUPE, "--no-cache", "--progress", "never", small], stdout=subprocess.DEVNULL)
+    fill = {"--no-cache": [], "new cache": []}
+    for _ in range(rounds):
+        for label in fill:
+            shutil.rmtree(cache, ignore_errors=True)
+            flags = ["--no-cache"] if label == "--no-cache" else ["--cache-dir", cache]
+            start = time.perf_counter()
+            subprocess.run([DEDUPE, "--progress", "never"] + flags + [small],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            fill[label].append(time.perf_counter() - start)
+    nc, nw = statistics.median(fill["--no-cache"]), statistics.median(fill["new cache"])
+    print(f"- {TREES['small-1m'][1]}, warm: --no-cache {nc:.2f} s, filling a new cache "
+          f"{nw:.2f} s: {nw / nc:.2f}x (target <= 1.15x)")
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find", "cold"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find", "cold", "cache"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="only the 10k and 100k trees for find")
     ap.add_argument("--trees", nargs="*", help="find trees to run (default: all)")
@@ -331,7 +433,7 @@ def main():
     sh(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
     ensure_tools([("/usr/bin/time", ["apt-get", "install", "-y", "-qq", "time"])])
     print(f"# dedupe benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-          f"{args.rounds} rounds, {'cold and warm' if args.what == 'cold' else 'warm cache'}")
+          f"{args.rounds} rounds, {'cold and warm' if args.what in ('cold', 'cache') else 'warm cache'}")
     names = args.trees or (["seed-10k", "mixed-100k"] if args.quick
                            else ["seed-10k", "mixed-100k", "small-1m", "large-100"])
     with tempfile.TemporaryDirectory() as scratch:
@@ -341,6 +443,8 @@ def main():
             bench_find(base, args.rounds, scratch, names)
         if args.what == "cold":
             bench_cold(base, args.rounds, names)
+        if args.what == "cache":
+            bench_cache(base, args.rounds)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ impl Cli {
                 (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
             }
             Some(Command::Find(a)) => a.print0_conflict(),
-            Some(Command::Gen(_) | Command::Completions { .. } | Command::Man) => None,
+            Some(
+                Command::Gen(_) | Command::Completions { .. } | Command::Man | Command::Cache(_),
+            ) => None,
             None => self.find.print0_conflict(),
         };
         match format {
@@ -81,6 +83,8 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Show, prune or clear the hash cache.
+    Cache(CacheCmd),
     /// Print the man page (roff) to stdout: `dedupe man | man -l -`.
     Man,
 }
@@ -300,7 +304,59 @@ pub struct FindArgs {
     #[arg(long, short = 'H')]
     pub hard_links: bool,
     #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
     pub walk: WalkArgs,
+}
+
+/// Where the hash cache is.
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// Keep the hash cache in DIR (default: `$XDG_CACHE_HOME/dedupe`, else
+    /// `~/.cache/dedupe`).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use the hash cache: read every candidate, store nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+/// `dedupe cache ...`.
+#[derive(Args, Debug)]
+pub struct CacheCmd {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache directory (default: `$XDG_CACHE_HOME/dedupe`, else
+    /// `~/.cache/dedupe`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheAction {
+    /// Entries, size on disk, volumes and age of the cache.
+    Stats {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries of files that no longer exist (under ROOTS, or
+    /// anywhere), and with --older-than those unused for that long.
+    /// Entries of volumes not mounted now are always kept.
+    Prune {
+        /// Only entries of files under these directories.
+        #[arg(value_name = "ROOTS")]
+        roots: Vec<PathBuf>,
+        /// Also remove entries not stored or used for this long (e.g. 30d, 12h, 2w).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<Duration>,
+    },
+    /// Delete the cache.
+    Clear,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try 30d, 12h or 2w)"))
 }
 
 impl FindArgs {

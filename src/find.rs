@@ -35,11 +35,12 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         hard_links: args.hard_links,
         streaming: !args.no_streaming,
     };
-    let finder = Finder::builder(Arc::new(args.walk.to_config(1)))
+    let builder = Finder::builder(Arc::new(args.walk.to_config(1)))
         .progress(ui.tracker())
         .streaming(args.walk.to_streaming())
-        .options(options)
-        .build();
+        .options(options);
+    let (builder, probe, warned) = crate::cache::attach(builder, &args.cache);
+    let finder = builder.build();
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
@@ -96,9 +97,11 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         return Ok(exit::OUTPUT);
     }
     let s = &report.summary;
-    if args.walk.stats || args.walk.verbose {
+    let stats = args.walk.stats || args.walk.verbose;
+    if stats {
         print_summary(s, args.walk.verbose);
     }
+    crate::cache::report(probe.as_ref(), warned, stats);
     if s.interrupted || interrupt.fired() {
         ui::warn("dedupe: interrupted; the groups above were confirmed before the stop");
         return Ok(exit::INTERRUPTED);

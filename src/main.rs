@@ -3,6 +3,7 @@
 
 mod args;
 mod bars;
+mod cache;
 mod docs;
 mod find;
 mod gen;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         Some(Command::Find(a)) => find::run(a, &interrupt),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Man) => docs::man(),
+        Some(Command::Cache(c)) => cache::run(c),
         None => find::run(cli.find, &interrupt),
     };
     match result {

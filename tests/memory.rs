@@ -147,7 +147,11 @@ const PER_CANDIDATE: u64 = 175;
 
 /// Runs the `dedupe` binary with `--stats` and reads the peak it reports.
 fn cli_peak_mib(args: &[&str], root: &Path) -> f64 {
+    // A cache of its own: one left by an earlier run of this test would
+    // answer from it and measure something else.
+    let cache = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dedupe"))
+        .env("XDG_CACHE_HOME", cache.path())
         .args(args)
         .args(["--stats", "--progress", "never"])
         .arg(root)

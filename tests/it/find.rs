@@ -18,11 +18,11 @@ use proptest::prelude::*;
 use crate::util::{bin, chmod, code, p, reference_files, run, split0, stderr, unprivileged, Tree};
 
 /// A group as a set of inodes (hard links are one file), or of paths.
-type Groups = BTreeSet<BTreeSet<Vec<u8>>>;
+pub(crate) type Groups = BTreeSet<BTreeSet<Vec<u8>>>;
 
 /// The reference: exact bytes, no hashing. Groups of inodes, each inode
 /// named by its smallest path, unless `hard_links`.
-fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
+pub(crate) fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
     /// Content -> file (inode, or path number) -> its paths.
     type ByContent = BTreeMap<Vec<u8>, BTreeMap<(u64, u64), Vec<Vec<u8>>>>;
     let mut by_content = ByContent::new();
@@ -62,7 +62,7 @@ fn reference(root: &Path, min_size: u64, hard_links: bool) -> Groups {
 
 /// Normalises reported groups: each path replaced by the smallest path of
 /// its inode (so which hard link was reported does not matter).
-fn normalise(groups: Vec<Vec<PathBuf>>, root: &Path, hard_links: bool) -> Groups {
+pub(crate) fn normalise(groups: Vec<Vec<PathBuf>>, root: &Path, hard_links: bool) -> Groups {
     let mut names: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
     if !hard_links {
         for path in reference_files(root) {

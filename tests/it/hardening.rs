@@ -505,6 +505,7 @@ fn jsonl_head_ends_the_run() {
     }
     for _ in 0..3 {
         let mut cmd = std::process::Command::new("bash");
+        cmd.env("XDG_CACHE_HOME", crate::util::cache_home());
         cmd.arg("-c").arg(format!(
             "{} {} -f jsonl --progress never | head -n 1; echo \"rc ${{PIPESTATUS[0]}}\"",
             env!("CARGO_BIN_EXE_dedupe"),

@@ -2,6 +2,7 @@
 //! and duplicate finding, each against brute-force references on trees
 //! with traps.
 
+mod cache;
 mod cli;
 mod find;
 mod gen;

@@ -128,8 +128,18 @@ pub fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// The hash cache directory of every `dedupe` this test process starts,
+/// so tests never write to the home directory (tests that are about the
+/// cache pass `--cache-dir` or `--no-cache`).
+pub fn cache_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dedupe"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dedupe"));
+    cmd.env("XDG_CACHE_HOME", cache_home());
+    cmd
 }
 
 /// Runs a command to the end, failing the test if it takes more than a

@@ -128,7 +128,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// Builds a directory chain deeper than PATH_MAX using openat, the only
+    /// Builds a directory chain deeper than `PATH_MAX` using `openat`, the only
     /// way to make one, and returns the long path of a file at its bottom.
     fn deep_file(root: &Path, content: &[u8]) -> PathBuf {
         let name = "d".repeat(250);

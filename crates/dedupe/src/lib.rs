@@ -74,6 +74,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod entry;
 mod error;
@@ -85,6 +86,7 @@ pub mod progress;
 pub mod report;
 pub mod walk;
 
+pub use cache::{CacheProbe, HashCache};
 pub use config::{Config, ConfigError, Filters, StreamingConfig, MEDIA_EXTENSIONS};
 pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
 pub use error::Error;

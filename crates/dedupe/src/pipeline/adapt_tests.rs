@@ -21,6 +21,8 @@ fn simulate(
     for _ in 0..windows {
         let l = c.limit();
         let work = curve(l) * 0.1; // one window's worth
+                                   // Positive and far below 2^53: the cast is exact.
+        #[allow(clippy::cast_sign_loss)]
         let files = (work / (FILE_COST + 4096.0)).max(l as f64) as u64;
         for _ in 0..files {
             c.completed(1, 4096, false);

@@ -291,7 +291,7 @@ mod tests {
 
     fn empty_report() -> FindReport {
         let dir = tempfile::tempdir().unwrap();
-        crate::pipeline::Finder::builder(Default::default())
+        crate::pipeline::Finder::builder(std::sync::Arc::default())
             .build()
             .run(&[dir.path()], |_| {})
             .unwrap()

@@ -78,7 +78,7 @@ mod tests {
     async fn batches_reach_an_async_consumer() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..120 {
-            std::fs::write(dir.path().join(format!("f{i}")), [i as u8]).unwrap();
+            std::fs::write(dir.path().join(format!("f{i}")), [u8::try_from(i).unwrap()]).unwrap();
         }
         let walker = StreamingWalker::new(Arc::new(Config::default()), Arc::new(NoProgress), None);
         let mut seen = 0;

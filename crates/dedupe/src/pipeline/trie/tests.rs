@@ -114,7 +114,7 @@ impl State {
 
 fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
     let mut st: rustix::fs::Stat = base_stat();
-    st.st_size = size as i64;
+    st.st_size = i64::try_from(size).unwrap();
     st.st_ino = ino;
     st.st_nlink = 1;
     FileEntry::from_stat(Arc::clone(dir), name.as_bytes(), &st, EntryKind::File)
@@ -178,7 +178,9 @@ fn drain(s: &mut State, content: impl Fn(&Task) -> Digest, same: impl Fn(&Task) 
                     Outcome::OtherChanged(_) => s.other_changed(t.cand),
                     _ => unreachable!(),
                 },
-                k => panic!("unexpected task {:?}", matches!(k, TaskKind::Stage(_))),
+                k @ TaskKind::Stage(_) => {
+                    panic!("unexpected task {:?}", matches!(k, TaskKind::Stage(_)))
+                }
             }
         }
     }

@@ -1,0 +1,299 @@
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use super::store::{Query, StoreError, Stored};
+use super::*;
+use crate::entry::FileId;
+use crate::pipeline::keys::FileStamp;
+use crate::pipeline::stage::{full, StageSpec, QUICK};
+use crate::HashAlgo;
+
+fn stamp(path: &Path) -> FileStamp {
+    let m = fs::metadata(path).unwrap();
+    FileStamp {
+        size: m.len(),
+        id: FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+    }
+}
+
+fn request<'a>(path: &'a Path, spec: &'static StageSpec) -> KeyRequest<'a> {
+    KeyRequest {
+        path,
+        stamp: stamp(path),
+        spec,
+    }
+}
+
+fn ask(cache: &mut HashCache, r: &KeyRequest<'_>) -> Option<StageKey> {
+    let mut a = [None];
+    cache.lookup(std::slice::from_ref(r), &mut a);
+    a[0]
+}
+
+fn full_key(b: u8) -> StageKey {
+    StageKey::Full(Digest::from_bytes(HashAlgo::Blake3, &[b; 32]).unwrap())
+}
+
+#[test]
+fn keys_come_back_only_for_the_same_file_unchanged_and_the_same_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![7u8; 100_000]).unwrap();
+    let mut cache = HashCache::open(&dir.path().join("cache"))
+        .unwrap()
+        .racy_window(Duration::ZERO);
+    let whole = request(&f, full(HashAlgo::Blake3));
+    let quick = request(&f, &QUICK);
+    cache.computed(&whole, &full_key(1));
+    cache.computed(&quick, &StageKey::Partial([3, 4]));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &whole), Some(full_key(1)));
+    assert_eq!(ask(&mut cache, &quick), Some(StageKey::Partial([3, 4])));
+    // Another spec of the same stage: never reused.
+    let other = request(&f, full(HashAlgo::Xxh3));
+    assert_eq!(ask(&mut cache, &other), None);
+    // Any part of the stamp differing: no answer.
+    for change in 0..3 {
+        let mut r = whole;
+        match change {
+            0 => r.stamp.size += 1,
+            1 => r.stamp.mtime_ns += 1,
+            _ => r.stamp.ctime_ns += 1,
+        }
+        assert_eq!(ask(&mut cache, &r), None, "change {change}");
+    }
+    let c = cache.probe().counters();
+    assert_eq!((c.hits, c.stored, c.racy, c.dropped), (2, 2, 0, 0), "{c:?}");
+    assert!(c.warnings.is_empty(), "{c:?}");
+
+    // The file is rewritten: its old keys go when the new one is stored.
+    drop(cache);
+    fs::write(&f, vec![8u8; 100_000]).unwrap();
+    let mut cache = HashCache::open(&dir.path().join("cache"))
+        .unwrap()
+        .racy_window(Duration::ZERO);
+    let full2 = request(&f, full(HashAlgo::Blake3));
+    assert_eq!(ask(&mut cache, &full2), None);
+    cache.computed(&full2, &full_key(2));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &full2), Some(full_key(2)));
+    // The quick key stored for the old bytes is no answer for the new.
+    assert_eq!(ask(&mut cache, &request(&f, &QUICK)), None);
+}
+
+#[test]
+fn a_file_changed_moments_before_its_hashing_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, b"fresh").unwrap();
+    let mut cache = HashCache::open(&dir.path().join("cache"))
+        .unwrap()
+        .min_size(0);
+    let r = request(&f, full(HashAlgo::Blake3));
+    cache.computed(&r, &full_key(1));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &r), None);
+    let c = cache.probe().counters();
+    assert_eq!((c.racy, c.stored), (1, 0), "{c:?}");
+}
+
+#[test]
+fn small_files_are_neither_asked_nor_stored_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![1u8; 4096]).unwrap();
+    let mut cache = HashCache::open(&dir.path().join("cache"))
+        .unwrap()
+        .racy_window(Duration::ZERO)
+        .min_size(4096);
+    let r = request(&f, full(HashAlgo::Blake3));
+    cache.computed(&r, &full_key(1));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &r), None);
+    let c = cache.probe().counters();
+    assert_eq!((c.stored, c.misses), (0, 0), "{c:?}");
+}
+
+/// Writes a cache with one entry for `f` and returns its directory.
+fn filled(root: &Path, f: &Path) -> std::path::PathBuf {
+    let dir = root.join("cache");
+    let mut cache = HashCache::open(&dir).unwrap().racy_window(Duration::ZERO);
+    cache.computed(&request(f, full(HashAlgo::Blake3)), &full_key(5));
+    cache.finish();
+    drop(cache);
+    dir
+}
+
+#[test]
+fn an_unusable_file_is_moved_aside_with_a_warning_and_a_new_cache_works() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    fs::write(&f, vec![3u8; 10_000]).unwrap();
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 5] = [
+        ("random bytes", |p| {
+            let bytes: Vec<u8> = (0..50_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+            fs::write(p, bytes).unwrap();
+        }),
+        ("truncated", |p| {
+            let len = fs::metadata(p).unwrap().len();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }),
+        ("another program's SQLite file", |p| {
+            fs::remove_file(p).unwrap();
+            let c = rusqlite::Connection::open(p).unwrap();
+            c.execute_batch(
+                "PRAGMA application_id=42; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        }),
+        ("an older schema", |p| {
+            let c = rusqlite::Connection::open(p).unwrap();
+            c.execute_batch("PRAGMA user_version=0; PRAGMA user_version=99;")
+                .unwrap();
+        }),
+        ("a text file", |p| {
+            fs::write(p, "{\"not\": \"a database\"}\n").unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let root = tempfile::tempdir().unwrap();
+        let dir = filled(root.path(), &f);
+        let file = dir.join(FILE_NAME);
+        // Fold the write-ahead log into the file first, as a clean exit
+        // does, so truncation cuts real pages.
+        let _ = fs::remove_file(dir.join(format!("{FILE_NAME}-shm")));
+        damage(&file);
+        let mut cache = HashCache::open(&dir)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .racy_window(Duration::ZERO);
+        let c = cache.probe().counters();
+        assert_eq!(c.warnings.len(), 1, "{what}: {c:?}");
+        assert!(c.warnings[0].contains("moved aside"), "{what}: {c:?}");
+        let aside: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".bad-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{what}");
+        // Nothing of the old file is answered; the new one works.
+        let r = request(&f, full(HashAlgo::Blake3));
+        assert_eq!(ask(&mut cache, &r), None, "{what}");
+        cache.computed(&r, &full_key(6));
+        cache.finish();
+        assert_eq!(ask(&mut cache, &r), Some(full_key(6)), "{what}");
+    }
+}
+
+#[test]
+fn a_directory_that_cannot_be_made_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    let Err(e) = HashCache::open(&file.join("cache")) else {
+        panic!("a cache under a regular file");
+    };
+    assert!(e.to_string().contains("cannot use the hash cache"), "{e}");
+}
+
+#[test]
+fn the_directory_is_made_private() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a/b/dedupe");
+    let _ = HashCache::open(&dir).unwrap();
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+/// A store whose every call fails.
+struct Broken;
+
+impl Store for Broken {
+    fn get(&mut self, _: &[Query<'_>], _: &mut [Option<Stored>]) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt(
+            "database disk image is malformed".into(),
+        ))
+    }
+    fn put(&mut self, _: &[Write], _: i64) -> Result<(), StoreError> {
+        Err(StoreError::Full("database or disk is full".into()))
+    }
+}
+
+#[test]
+fn a_store_failing_mid_run_is_left_alone_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![1u8; 10_000]).unwrap();
+    let mut cache =
+        HashCache::with_stores(Box::new(Broken), Box::new(Broken)).racy_window(Duration::ZERO);
+    let r = request(&f, full(HashAlgo::Blake3));
+    assert_eq!(ask(&mut cache, &r), None);
+    assert_eq!(ask(&mut cache, &r), None);
+    cache.computed(&r, &full_key(1));
+    cache.computed(&r, &full_key(1));
+    cache.finish();
+    cache.computed(&r, &full_key(1));
+    cache.finish();
+    let c = cache.probe().counters();
+    assert_eq!(
+        c.warnings.len(),
+        2,
+        "one for lookups, one for writes: {c:?}"
+    );
+    assert_eq!(c.dropped, 3, "{c:?}");
+}
+
+#[test]
+fn two_caches_on_one_file_write_at_once_and_lose_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("cache");
+    let files: Vec<_> = (0..400)
+        .map(|i| {
+            let p = t.path().join(format!("f{i}"));
+            fs::write(&p, i.to_string().repeat(100)).unwrap();
+            p
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for half in [0, 1] {
+            let (files, dir) = (&files, &dir);
+            s.spawn(move || {
+                let mut cache = HashCache::open(dir)
+                    .unwrap()
+                    .racy_window(Duration::ZERO)
+                    .min_size(0);
+                for (i, f) in files.iter().enumerate().filter(|(i, _)| i % 2 == half) {
+                    cache.computed(&request(f, full(HashAlgo::Blake3)), &full_key(i as u8));
+                    if i % 50 == 0 {
+                        cache.finish();
+                    }
+                }
+                cache.finish();
+                assert!(cache.probe().counters().warnings.is_empty());
+            });
+        }
+    });
+    let mut cache = HashCache::open(&dir).unwrap().min_size(0);
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(
+            ask(&mut cache, &request(f, full(HashAlgo::Blake3))),
+            Some(full_key(i as u8))
+        );
+    }
+    let s = stats(&dir).unwrap();
+    assert_eq!((s.files, s.keys), (400, 400));
+}
