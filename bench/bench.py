@@ -299,8 +299,11 @@ def bench_cold(base, rounds, names):
                 for _, flags in configs:
                     subprocess.run([DEDUPE, "--no-cache", "--progress", "never"] + flags + [path],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(rounds):
-                for label, extra in runs:
+            for r in range(rounds):
+                # Each round starts at another run: on a virtual disk the
+                # host's cache warms as a session goes on, and a fixed order
+                # would charge that to whichever runs first.
+                for label, extra in runs[r % len(runs):] + runs[:r % len(runs)]:
                     cmd = extra if label in ("fclones", "jdupes") else \
                         [DEDUPE, "--no-cache", "--progress", "never"] + extra + [path]
                     if mode == "cold":

@@ -414,3 +414,109 @@ fn cli_ctrl_c_commits_what_was_computed_and_says_interrupted() {
     );
     assert_eq!(groups, reference(tree.path(), 1, false));
 }
+
+fn cache_cmd(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = bin();
+    cmd.arg("cache").args(args).arg("--cache-dir").arg(dir);
+    let out = run(cmd);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stats_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&cache_cmd(dir, &["stats", "--json"])).unwrap()
+}
+
+#[test]
+fn cli_cache_stats_prune_and_clear() {
+    let t = Tree::new();
+    for i in 0..6u8 {
+        // Three pairs of 8 KiB twins.
+        t.file(format!("d{}/f{i}", i % 3), vec![i / 2; 8192]);
+    }
+    std::thread::sleep(SETTLE);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("c");
+    let _ = cli(t.root(), &["--cache-dir", cache.to_str().unwrap()]);
+    let s = stats_json(&cache);
+    assert_eq!(s["files"], 6, "{s}");
+    assert_eq!(s["volumes"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["volumes"][0]["mounted"], true, "{s}");
+    assert!(cache_cmd(&cache, &["stats"]).contains("6 files"));
+
+    // Entries of a volume that is not mounted now, and one unused for long.
+    let c = rusqlite::Connection::open(cache.join(dedupe::cache::FILE_NAME)).unwrap();
+    c.execute_batch(
+        "INSERT INTO volumes(name) VALUES ('uuid:not-mounted-here');
+         INSERT INTO entries SELECT (SELECT id FROM volumes WHERE name = 'uuid:not-mounted-here'),
+             ino, rel, spec, size, mtime_ns, ctime_ns, key, path, 0 FROM entries;
+         UPDATE entries SET seen = 1000 WHERE path LIKE '%/d2/f5';",
+    )
+    .unwrap();
+    drop(c);
+
+    // Gone, rewritten, and (below another root) gone: only what is under
+    // the given root goes.
+    std::fs::remove_file(t.path("d0/f0")).unwrap();
+    std::fs::write(t.path("d1/f1"), vec![9u8; 8192]).unwrap();
+    std::fs::remove_file(t.path("d0/f3")).unwrap();
+    let out = cache_cmd(&cache, &["prune", t.path("d1").to_str().unwrap()]);
+    assert!(out.contains("removed 1 key of 1 file"), "{out}");
+    assert!(
+        out.contains("kept 6 keys on volumes not mounted now"),
+        "{out}"
+    );
+    let out = cache_cmd(&cache, &["prune"]);
+    assert!(out.contains("removed 2 keys of 2 files"), "{out}");
+    assert_eq!(
+        stats_json(&cache)["files"],
+        9,
+        "3 here, 6 on the other volume"
+    );
+    let out = cache_cmd(&cache, &["prune", "--older-than", "30d"]);
+    assert!(out.contains("removed 1 key of 1 file"), "{out}");
+    let s = stats_json(&cache);
+    let vols = s["volumes"].as_array().unwrap();
+    assert!(
+        vols.iter().any(|v| v["name"] == "uuid:not-mounted-here"
+            && v["mounted"] == false
+            && v["files"] == 6),
+        "{s}"
+    );
+
+    assert!(cache_cmd(&cache, &["clear"]).contains("removed the hash cache"));
+    assert!(!cache.join(dedupe::cache::FILE_NAME).exists());
+    assert!(cache_cmd(&cache, &["stats"]).contains("no hash cache"));
+}
+
+#[test]
+fn cli_a_cache_that_cannot_be_written_means_a_warning_and_an_exact_run() {
+    let tree = gen_tree(300, 15);
+    let expected = reference(tree.path(), 1, false);
+    // Not writable: a directory of root's, for user nobody.
+    let locked = tempfile::tempdir().unwrap();
+    crate::util::chmod(locked.path(), 0o755);
+    crate::util::chmod(tree.path(), 0o755);
+    let mut cmd = bin();
+    cmd.arg(tree.path())
+        .args(["--format", "json", "--progress", "never", "--cache-dir"])
+        .arg(locked.path().join("cache"));
+    let cmd = crate::util::unprivileged(cmd).expect("setpriv to drop root");
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("cannot use the hash cache"), "{err}");
+    assert_eq!(parse(tree.path(), &out.stdout, err).0, expected);
+
+    // A full one: the writes stop with a warning, the answer stays exact.
+    if !crate::hardening::as_root("a full cache file system (tmpfs)") {
+        return;
+    }
+    let small = tempfile::tempdir().unwrap();
+    let _mount =
+        crate::hardening::Mount::new(&["-t", "tmpfs", "-o", "size=96k", "tmpfs"], small.path());
+    let big = gen_tree(3000, 16);
+    let (groups, _, _, err) = cli(big.path(), &["--cache-dir", small.path().to_str().unwrap()]);
+    assert_eq!(groups, reference(big.path(), 1, false));
+    assert!(err.contains("hash cache writes stopped"), "{err}");
+}

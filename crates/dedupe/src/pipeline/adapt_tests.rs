@@ -161,3 +161,247 @@ fn the_mean_counts_from_the_devices_first_read() {
     let r = c.report(2000 * MS);
     assert!((r.readers_mean - 4.0).abs() < 1e-9, "{}", r.readers_mean);
 }
+
+// ---- The rules one at a time, on hand-made windows ----
+
+/// One window of `ms` milliseconds in which `files` reads of `bytes` each
+/// completed, the first `starved` of them with no work waiting; returns
+/// whether the limit changed.
+fn window(
+    c: &mut Controller,
+    now: &mut u64,
+    ms: u64,
+    files: u64,
+    bytes: u64,
+    starved: u64,
+    cpu: f64,
+) -> bool {
+    for i in 0..files {
+        c.completed(1, bytes, i < starved);
+    }
+    *now += ms * MS;
+    c.tick(*now, cpu)
+}
+
+/// `n` windows of 100 ms at `files` 4 KiB reads each, not CPU-bound.
+fn steady(c: &mut Controller, now: &mut u64, n: usize, files: u64) -> Vec<usize> {
+    (0..n)
+        .map(|_| {
+            window(c, now, 100, files, 4096, 0, 0.3);
+            c.limit()
+        })
+        .collect()
+}
+
+fn reasons(c: &mut Controller, now: u64) -> Vec<(usize, Reason)> {
+    c.report(now)
+        .history
+        .iter()
+        .map(|h| (h.readers, h.reason))
+        .collect()
+}
+
+#[test]
+fn slow_start_doubles_while_each_step_gains_a_tenth() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    // 100 files per window at 2 readers; each doubling brings 11% more.
+    let mut files = 100.0f64;
+    for want in [4, 8, 16, 32] {
+        window(&mut c, &mut now, 100, files as u64, 4096, 0, 0.3);
+        assert_eq!(c.limit(), want);
+        files *= 1.11;
+    }
+    // A step that brings 9% is undone.
+    window(
+        &mut c,
+        &mut now,
+        100,
+        (files / 1.11 * 1.09) as u64,
+        4096,
+        0,
+        0.3,
+    );
+    assert_eq!(c.limit(), 16);
+    assert_eq!(reasons(&mut c, now).last(), Some(&(16, Reason::NoGain)));
+}
+
+#[test]
+fn after_slow_start_it_steps_by_a_quarter() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    for files in [100, 200, 400] {
+        window(&mut c, &mut now, 100, files, 4096, 0, 0.3);
+    }
+    assert_eq!(c.limit(), 16);
+    // No gain at 16: back to 8, and slow start is over.
+    window(&mut c, &mut now, 100, 400, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 8);
+    // Held for exactly 8 windows; the first probe of a held limit above
+    // the base goes down by a quarter.
+    let seen = steady(&mut c, &mut now, 8, 400);
+    assert_eq!(seen, [8, 8, 8, 8, 8, 8, 8, 6], "{seen:?}");
+    // Fewer kept 96%: kept.
+    window(&mut c, &mut now, 100, 384, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 6);
+    // The next probe, 8 windows on, goes up by a quarter (at least one).
+    let seen = steady(&mut c, &mut now, 8, 384);
+    assert_eq!(seen, [6, 6, 6, 6, 6, 6, 6, 7], "{seen:?}");
+    assert_eq!(
+        reasons(&mut c, now)[1..],
+        [
+            (4, Reason::ProbeUp),
+            (8, Reason::ProbeUp),
+            (16, Reason::ProbeUp),
+            (8, Reason::NoGain),
+            (6, Reason::ProbeDown),
+            (7, Reason::ProbeUp)
+        ]
+    );
+}
+
+#[test]
+fn at_the_base_a_held_limit_probes_up() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 100, 4096, 0, 0.3);
+    window(&mut c, &mut now, 100, 100, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 2, "4 readers gained nothing");
+    // It cannot go below the base: its first probe goes up, by one.
+    let seen = steady(&mut c, &mut now, 8, 100);
+    assert_eq!(seen, [2, 2, 2, 2, 2, 2, 2, 3], "{seen:?}");
+}
+
+#[test]
+fn work_counts_a_file_as_128_kib_and_rates_are_per_second() {
+    // 10 reads of 1 MiB in 100 ms, then 200 reads of 64 KiB in 200 ms:
+    // fewer bytes per second but many more files, which at 128 KiB a
+    // file is 67% more work. Kept.
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 10, 1 << 20, 0, 0.3);
+    assert_eq!(c.limit(), 4);
+    window(&mut c, &mut now, 200, 200, 64 << 10, 0, 0.3);
+    assert_eq!(c.limit(), 8, "{:?}", reasons(&mut c, now));
+
+    // A longer window with 95% of the rate is no gain, however much more
+    // it holds in total.
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 100, 4096, 0, 0.3);
+    window(&mut c, &mut now, 300, 285, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 2);
+}
+
+#[test]
+fn a_window_is_judged_when_it_is_long_enough_and_every_reader_completed() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    assert!(!window(&mut c, &mut now, 99, 50, 4096, 0, 0.3), "too short");
+    assert!(
+        window(&mut c, &mut now, 1, 0, 4096, 0, 0.3),
+        "100 ms in all"
+    );
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    assert!(
+        !window(&mut c, &mut now, 100, 1, 4096, 0, 0.3),
+        "one of two readers"
+    );
+    assert!(window(&mut c, &mut now, 0, 1, 4096, 0, 0.3), "both");
+}
+
+#[test]
+fn up_to_a_quarter_of_starved_completions_is_still_a_measurement() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    assert!(window(&mut c, &mut now, 100, 16, 4096, 4, 0.3));
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    assert!(!window(&mut c, &mut now, 100, 16, 4096, 5, 0.3));
+}
+
+#[test]
+fn a_probe_gives_up_on_the_third_starved_window() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 16, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 4);
+    for want in [4, 4, 2] {
+        window(&mut c, &mut now, 100, 16, 4096, 16, 0.3);
+        assert_eq!(c.limit(), want);
+    }
+}
+
+#[test]
+fn saturated_cpus_halve_the_readers_down_to_the_base() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    for files in [100, 200, 400] {
+        window(&mut c, &mut now, 100, files, 4096, 0, 0.3);
+    }
+    assert_eq!(c.limit(), 16);
+    window(&mut c, &mut now, 100, 400, 4096, 0, 0.3);
+    assert_eq!(c.limit(), 8, "16 gained nothing");
+    // Exactly the bound counts as saturated.
+    window(&mut c, &mut now, 100, 400, 4096, 0, CPU_BOUND);
+    assert_eq!(c.limit(), 4);
+    let seen = (0..6)
+        .map(|_| {
+            window(&mut c, &mut now, 100, 400, 4096, 0, 0.95);
+            c.limit()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(seen, [4, 2, 2, 2, 2, 2], "one window to measure, then half");
+    // Below the bound nothing is cut: a limit above the base is held.
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 100, 4096, 0, 0.3);
+    window(&mut c, &mut now, 100, 200, 4096, 0, 0.3);
+    window(&mut c, &mut now, 100, 200, 4096, 0, 0.84);
+    assert_eq!(c.limit(), 4);
+    let seen = steady(&mut c, &mut now, 7, 200);
+    assert!(seen.iter().all(|&l| l == 4), "{seen:?}");
+    assert!(!reasons(&mut c, now).iter().any(|r| r.1 == Reason::CpuBound));
+}
+
+#[test]
+fn reasons_read_as_sentences() {
+    let texts: Vec<String> = [
+        Reason::Start,
+        Reason::ProbeUp,
+        Reason::ProbeDown,
+        Reason::NoGain,
+        Reason::Lost,
+        Reason::CpuBound,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        texts,
+        [
+            "start: one per CPU",
+            "throughput rose: more",
+            "probing fewer",
+            "no gain from more: back",
+            "fewer was slower: back",
+            "CPUs saturated: fewer"
+        ]
+    );
+}
+
+#[test]
+fn the_report_counts_every_change_and_keeps_the_first_24() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    // Each cycle: a measured window climbs, three starved ones undo it.
+    for _ in 0..15 {
+        window(&mut c, &mut now, 100, 16, 4096, 0, 0.3);
+        for _ in 0..3 {
+            window(&mut c, &mut now, 100, 16, 4096, 16, 0.3);
+        }
+    }
+    let r = c.report(now);
+    assert_eq!(r.changes, 30);
+    assert_eq!(r.history.len(), 24, "the start and the first 23 changes");
+    assert_eq!(
+        (r.history[1].at_ms, r.history[1].readers, r.history[2].at_ms),
+        (100, 4, 400)
+    );
+}
+
+#[test]
+fn more_bytes_for_as_many_files_is_a_gain() {
+    let (mut c, mut now) = (Controller::new(2, false, 0), 0);
+    window(&mut c, &mut now, 100, 10, 64 << 10, 0, 0.3);
+    window(&mut c, &mut now, 100, 10, 2 << 20, 0, 0.3);
+    assert_eq!(c.limit(), 8, "{:?}", reasons(&mut c, now));
+}
