@@ -205,22 +205,12 @@ fn reasons(c: &mut Controller, now: u64) -> Vec<(usize, Reason)> {
 fn slow_start_doubles_while_each_step_gains_a_tenth() {
     let (mut c, mut now) = (Controller::new(2, false, 0), 0);
     // 100 files per window at 2 readers; each doubling brings 11% more.
-    let mut files = 100.0f64;
-    for want in [4, 8, 16, 32] {
-        window(&mut c, &mut now, 100, files as u64, 4096, 0, 0.3);
+    for (files, want) in [(100, 4), (111, 8), (124, 16), (138, 32)] {
+        window(&mut c, &mut now, 100, files, 4096, 0, 0.3);
         assert_eq!(c.limit(), want);
-        files *= 1.11;
     }
     // A step that brings 9% is undone.
-    window(
-        &mut c,
-        &mut now,
-        100,
-        (files / 1.11 * 1.09) as u64,
-        4096,
-        0,
-        0.3,
-    );
+    window(&mut c, &mut now, 100, 150, 4096, 0, 0.3);
     assert_eq!(c.limit(), 16);
     assert_eq!(reasons(&mut c, now).last(), Some(&(16, Reason::NoGain)));
 }
