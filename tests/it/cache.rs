@@ -520,3 +520,33 @@ fn cli_a_cache_that_cannot_be_written_means_a_warning_and_an_exact_run() {
     assert_eq!(groups, reference(big.path(), 1, false));
     assert!(err.contains("hash cache writes stopped"), "{err}");
 }
+
+#[test]
+fn cli_the_cache_lives_under_xdg_cache_home_else_home() {
+    let t = Tree::new();
+    t.file("a", vec![5u8; 8192]);
+    t.file("b", vec![5u8; 8192]);
+    let (xdg, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cmd = bin();
+    cmd.arg(t.root())
+        .env("XDG_CACHE_HOME", xdg.path())
+        .env("HOME", home.path());
+    assert_eq!(code(&run(cmd)), 0);
+    let dir = xdg.path().join("dedupe");
+    assert!(dir.join(dedupe::cache::FILE_NAME).is_file());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "it holds paths");
+    assert!(!home.path().join(".cache").exists());
+
+    let mut cmd = bin();
+    cmd.arg(t.root())
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", home.path());
+    assert_eq!(code(&run(cmd)), 0);
+    assert!(home
+        .path()
+        .join(".cache/dedupe")
+        .join(dedupe::cache::FILE_NAME)
+        .is_file());
+}

@@ -86,6 +86,16 @@ fn keys_come_back_only_for_the_same_file_unchanged_and_the_same_spec() {
     assert_eq!(ask(&mut cache, &full2), Some(full_key(2)));
     // The quick key stored for the old bytes is no answer for the new.
     assert_eq!(ask(&mut cache, &request(&f, &QUICK)), None);
+
+    // A stored key of the wrong length is no answer either.
+    let quick2 = request(&f, &QUICK);
+    cache.computed(&quick2, &StageKey::Partial([5, 6]));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &quick2), Some(StageKey::Partial([5, 6])));
+    let db = rusqlite::Connection::open(dir.path().join("cache").join(FILE_NAME)).unwrap();
+    db.execute("UPDATE entries SET key = x'0102'", []).unwrap();
+    assert_eq!(ask(&mut cache, &quick2), None);
+    assert_eq!(ask(&mut cache, &full2), None);
 }
 
 #[test]
@@ -296,4 +306,133 @@ fn two_caches_on_one_file_write_at_once_and_lose_nothing() {
     }
     let s = stats(&dir).unwrap();
     assert_eq!((s.files, s.keys), (400, 400));
+}
+
+#[test]
+fn an_entry_used_a_day_after_its_last_use_is_marked_used_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    fs::write(&a, vec![1u8; 10_000]).unwrap();
+    fs::write(&b, vec![2u8; 10_000]).unwrap();
+    let cache_dir = dir.path().join("cache");
+    let mut cache = HashCache::open(&cache_dir)
+        .unwrap()
+        .racy_window(Duration::ZERO);
+    let (ra, rb) = (
+        request(&a, full(HashAlgo::Blake3)),
+        request(&b, full(HashAlgo::Blake3)),
+    );
+    cache.computed(&ra, &full_key(1));
+    cache.computed(&rb, &full_key(2));
+    cache.finish();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = i64::try_from(now).unwrap();
+    // `a` last used two days ago, `b` two hours ago.
+    let db = rusqlite::Connection::open(cache_dir.join(FILE_NAME)).unwrap();
+    let set = |path: &Path, seen: i64| {
+        db.execute(
+            "UPDATE entries SET seen = ?1 WHERE path = ?2",
+            rusqlite::params![seen, path.as_os_str().as_encoded_bytes()],
+        )
+        .unwrap()
+    };
+    assert_eq!(set(&a, now - 2 * 86_400), 1);
+    assert_eq!(set(&b, now - 2 * 3600), 1);
+    assert_eq!(ask(&mut cache, &ra), Some(full_key(1)));
+    assert_eq!(ask(&mut cache, &rb), Some(full_key(2)));
+    cache.finish();
+    let seen = |path: &Path| -> i64 {
+        db.query_row(
+            "SELECT seen FROM entries WHERE path = ?1",
+            [path.as_os_str().as_encoded_bytes()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(seen(&a) >= now, "refreshed");
+    assert_eq!(
+        seen(&b),
+        now - 2 * 3600,
+        "used within a day: not written again"
+    );
+}
+
+#[test]
+fn dropping_the_cache_commits_what_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![4u8; 10_000]).unwrap();
+    let r = request(&f, full(HashAlgo::Blake3));
+    let mut cache = HashCache::open(&dir.path().join("cache"))
+        .unwrap()
+        .racy_window(Duration::ZERO);
+    cache.computed(&r, &full_key(9));
+    drop(cache);
+    let mut cache = HashCache::open(&dir.path().join("cache")).unwrap();
+    assert_eq!(ask(&mut cache, &r), Some(full_key(9)));
+}
+
+/// A store that is busy for its first `busy` commits, then records the
+/// size of each batch it commits.
+struct Script {
+    busy: u32,
+    batches: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl Store for Script {
+    fn get(&mut self, _: &[Query<'_>], _: &mut [Option<Stored>]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn put(&mut self, writes: &[Write], _: i64) -> Result<(), StoreError> {
+        if self.busy > 0 {
+            self.busy -= 1;
+            return Err(StoreError::Busy);
+        }
+        self.batches.lock().unwrap().push(writes.len());
+        Ok(())
+    }
+}
+
+/// `keys` keys through a cache whose writer is `Script { busy }`: the
+/// batches committed and the counters.
+fn script(busy: u32, keys: usize) -> (Vec<usize>, CacheCounters) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![4u8; 10_000]).unwrap();
+    let batches = std::sync::Arc::default();
+    let writer = Script {
+        busy,
+        batches: std::sync::Arc::clone(&batches),
+    };
+    let mut cache =
+        HashCache::with_stores(Box::new(Broken), Box::new(writer)).racy_window(Duration::ZERO);
+    let r = request(&f, full(HashAlgo::Blake3));
+    for _ in 0..keys {
+        cache.computed(&r, &full_key(1));
+    }
+    cache.finish();
+    let c = cache.probe().counters();
+    drop(cache);
+    let b = batches.lock().unwrap().clone();
+    (b, c)
+}
+
+#[test]
+fn a_busy_store_is_retried_three_times_then_the_batch_is_dropped() {
+    let (batches, c) = script(3, 1);
+    assert_eq!(batches, [1]);
+    assert!(c.warnings.is_empty() && c.dropped == 0, "{c:?}");
+    let (batches, c) = script(4, 1);
+    assert!(batches.is_empty());
+    assert_eq!((c.warnings.len(), c.dropped), (1, 1), "{c:?}");
+    assert!(c.warnings[0].contains("locked by another process"), "{c:?}");
+}
+
+#[test]
+fn writes_are_committed_in_batches_of_commit_rows() {
+    let (batches, _) = script(0, COMMIT_ROWS + 1);
+    assert_eq!(batches, [COMMIT_ROWS, 1]);
 }
