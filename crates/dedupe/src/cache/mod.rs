@@ -10,7 +10,7 @@
 //! What makes an answer trustworthy:
 //! * Entries are keyed by volume name and inode number (by path within the
 //!   volume where inode numbers are not stable), never by `st_dev`, which
-//!   changes across reboots ([`volume`]).
+//!   changes across reboots (see `volume.rs`).
 //! * An entry is used only when size, mtime and ctime, to the nanosecond,
 //!   equal the walk's. A rewrite that puts mtime back (`cp -p`,
 //!   `touch -r`) still moves ctime, which nobody can set.

@@ -1,5 +1,5 @@
 //! The storage engine behind the hash cache, as a small trait: SQLite
-//! today ([`super::sqlite`]); anything that can look rows up by key and
+//! today (`sqlite.rs`); anything that can look rows up by key and
 //! write them in batches could replace it.
 
 use std::fmt;
