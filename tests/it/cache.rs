@@ -550,3 +550,28 @@ fn cli_the_cache_lives_under_xdg_cache_home_else_home() {
         .join(dedupe::cache::FILE_NAME)
         .is_file());
 }
+
+#[test]
+fn a_file_changed_after_the_walk_is_not_answered_from_the_cache() {
+    let t = Tree::new();
+    t.file("a", "same content!!");
+    t.file("b", "same content!!");
+    let victim = t.file("c", "same content!!");
+    let dir = tempfile::tempdir().unwrap();
+    let (groups, _) = lib_run(t.root(), Some(cache_in(dir.path())), FindOptions::default());
+    assert_eq!(groups.len(), 1);
+    // Rewritten (same size) between the walk and the hashing: the stored
+    // key is of the old bytes, and must not be taken.
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .progress(Arc::new(Saboteur(victim.clone())))
+        .options(FindOptions {
+            streaming: false,
+            ..FindOptions::default()
+        })
+        .key_source(Box::new(cache_in(dir.path())))
+        .build();
+    let report = finder.run(&[t.root()], |_| {}).unwrap();
+    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert!(!groups[0].contains(&victim), "{groups:?}");
+}

@@ -184,8 +184,14 @@ pub fn prune(
                 let current = fs::symlink_metadata(path).ok().filter(|m| {
                     m.is_file()
                         && m.len() == unbits(size)
-                        && m.mtime() * 1_000_000_000 + m.mtime_nsec() == mtime
-                        && m.ctime() * 1_000_000_000 + m.ctime_nsec() == ctime
+                        && m.mtime()
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(m.mtime_nsec())
+                            == mtime
+                        && m.ctime()
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(m.ctime_nsec())
+                            == ctime
                 });
                 let same = current.is_some_and(|m| {
                     volumes.of(m.dev(), path).cloned().is_some_and(|v| {

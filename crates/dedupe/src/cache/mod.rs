@@ -8,16 +8,19 @@
 //! was when the key was stored, and stores what the readers compute.
 //!
 //! What makes an answer trustworthy:
-//! * Entries are keyed by volume name and inode number (by path within the
-//!   volume where inode numbers are not stable), never by `st_dev`, which
-//!   changes across reboots (see `volume.rs`).
+//! * Entries are keyed by volume name and inode number, never by
+//!   `st_dev`, which changes across reboots; volumes whose ctime or name
+//!   cannot be trusted are not cached (see `volume.rs`).
+//! * A stored key is taken only after a `stat` shows the file is still
+//!   the one the walk saw, unchanged (a read would check that too).
 //! * An entry is used only when size, mtime and ctime, to the nanosecond,
 //!   equal the walk's. A rewrite that puts mtime back (`cp -p`,
 //!   `touch -r`) still moves ctime, which nobody can set.
 //! * Keys are stored under their stage spec's id (algorithm, offsets,
 //!   lengths), so a key is never reused under another definition.
 //! * Only keys of files that did not change while read are stored, and
-//!   none of a file changed within [`DEFAULT_RACY_WINDOW`] of its hashing:
+//!   none of a file changed within [`DEFAULT_RACY_WINDOW`] before its read
+//!   began:
 //!   a write in the same timestamp tick (or under a server clock that is
 //!   behind) would leave the stamp unchanged (git's racily-clean rule).
 //! * A damaged, truncated, foreign or old-schema file is moved aside with
@@ -283,6 +286,26 @@ fn prefetch(path: &Path) {
     }
 }
 
+/// Whether the file at the request's path is still the one the walk saw,
+/// unchanged.
+fn still(r: &KeyRequest<'_>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(r.path).is_ok_and(|m| {
+        m.is_file()
+            && m.dev() == r.stamp.id.dev
+            && m.ino() == r.stamp.id.ino
+            && m.len() == r.stamp.size
+            && m.mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec())
+                == r.stamp.mtime_ns
+            && m.ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec())
+                == r.stamp.ctime_ns
+    })
+}
+
 fn validity(r: &KeyRequest<'_>) -> Validity {
     Validity {
         size: r.stamp.size,
@@ -354,11 +377,15 @@ impl KeySource for HashCache {
                 .as_ref()
                 .filter(|s| s.valid == validity(r))
                 .and_then(|s| parse_key(r.spec.read, &s.key));
+            // The walk saw the file a while ago (minutes, without
+            // streaming): it must still be that file, unchanged, as a read
+            // would check when it opens it.
+            let key = key.filter(|_| still(r));
             match key {
                 Some(k) => {
                     answers[i] = Some(k);
                     self.shared.hits.fetch_add(1, Ordering::Relaxed);
-                    if stored.is_some_and(|s| now_s - s.seen > SEEN_REFRESH_SECS) {
+                    if stored.is_some_and(|s| now_s.saturating_sub(s.seen) > SEEN_REFRESH_SECS) {
                         self.writer.send(Write::Seen(entry));
                     }
                 }
@@ -370,11 +397,19 @@ impl KeySource for HashCache {
     }
 
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
+        self.computed_after(request, key, 0);
+    }
+
+    fn computed_after(&mut self, request: &KeyRequest<'_>, key: &StageKey, read_ns: u64) {
         if request.stamp.size <= self.min_size {
             return;
         }
+        // Measured from when the read began: a write in the same
+        // timestamp tick as the stamp, while a long read was going on,
+        // would leave the stamp as it was.
         let changed = request.stamp.mtime_ns.max(request.stamp.ctime_ns);
-        if now_ns().saturating_sub(changed) < self.racy_ns {
+        let began = now_ns().saturating_sub(i64::try_from(read_ns).unwrap_or(i64::MAX));
+        if began.saturating_sub(changed) < self.racy_ns {
             self.shared.racy.fetch_add(1, Ordering::Relaxed);
             return;
         }

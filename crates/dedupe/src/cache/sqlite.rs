@@ -110,8 +110,14 @@ fn check_header(path: &Path) -> Result<(), Unusable> {
     };
     let pages = u64::from(u32::from_be_bytes([h[28], h[29], h[30], h[31]]));
     // The page count is valid when the change counter matches the
-    // "version valid for" field (SQLite's file-format rule).
-    if h[24..28] == h[92..96] && len < pages * page {
+    // "version valid for" field (SQLite's file-format rule), and the file
+    // is complete only when no write-ahead log is being copied back into
+    // it: with a log present (another run at work, or a crash SQLite will
+    // recover from) the file may be shorter for a moment, so say nothing.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let log = fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+    if log == 0 && h[24..28] == h[92..96] && len < pages * page {
         return Err(Unusable::Bad(format!(
             "truncated: {len} bytes, the header says {}",
             pages * page

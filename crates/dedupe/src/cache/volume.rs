@@ -16,10 +16,12 @@
 //! size, mtime and ctime (nanoseconds) also match, and ctime cannot be set
 //! by anyone without changing the system clock.
 //!
-//! Inode numbers are stable on most file systems; on FAT and exFAT they are
-//! made up at mount time, on FUSE they depend on the daemon, and CIFS with
-//! `noserverino` generates them. Files there are keyed by their path
-//! relative to the volume instead (`path_keyed`).
+//! Some volumes are not cached at all (`untrusted`): where ctime is not
+//! kept by the kernel (FAT, exFAT, FUSE, CIFS, 9p) a rewrite that puts
+//! the mtime back would go unseen, and tmpfs, ramfs and squashfs mounts
+//! have no name that survives a reboot. (`path_keyed` and
+//! [`Volumes::relative`] remain for volumes whose inode numbers are
+//! unstable but whose stamps can be trusted; none is listed today.)
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -85,6 +87,9 @@ impl Volumes {
 
     fn name(&mut self, dev: u64, path: &Path) -> Option<Volume> {
         let m = self.mount_of(dev, path)?.clone();
+        if untrusted(&m) {
+            return None;
+        }
         let path_keyed = path_keyed(&m);
         let fsid_typed = matches!(m.fstype.as_str(), "btrfs" | "zfs");
         if !fsid_typed && m.source.starts_with("/dev/") {
@@ -140,6 +145,21 @@ impl Volumes {
         let below = abs.strip_prefix(&m.point).ok()?;
         Some(m.root.join(below).into_os_string().into_vec())
     }
+}
+
+/// Volumes whose files are never cached: on FAT, exFAT, FUSE, CIFS, SMB
+/// and 9p the ctime is a copy of the mtime or whatever the server says, so
+/// a rewrite that restores the mtime (`cp -p`, `touch -r`) cannot be told
+/// from the original; tmpfs and ramfs are gone at reboot and every mount
+/// of them has the same name; squashfs images are named after loop
+/// devices that are renumbered at boot, and their timestamps are whole
+/// seconds with ctime equal to mtime.
+fn untrusted(m: &Mount) -> bool {
+    path_keyed(m)
+        || matches!(
+            m.fstype.as_str(),
+            "cifs" | "smb3" | "9p" | "tmpfs" | "ramfs" | "squashfs" | "devtmpfs"
+        )
 }
 
 /// FAT, exFAT, FUSE and CIFS without server inode numbers: inode numbers
@@ -249,9 +269,9 @@ mod tests {
         assert_eq!(m[0].point, Path::new("/mnt two"));
         assert_eq!(m[0].fstype, "ext3");
         assert_eq!(m[0].source, "/dev/root");
-        assert!(!path_keyed(&m[0]));
-        assert!(path_keyed(&m[1]), "FAT numbers inodes at mount time");
-        assert!(path_keyed(&m[2]), "CIFS with noserverino makes inodes up");
+        assert!(!untrusted(&m[0]));
+        assert!(untrusted(&m[1]), "FAT keeps no ctime");
+        assert!(untrusted(&m[2]), "CIFS ctime is the server's word");
     }
 
     #[test]

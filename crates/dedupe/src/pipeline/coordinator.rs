@@ -118,7 +118,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
                 stamp: task.file.expect,
                 spec,
             };
-            keys.computed(&request, &key);
+            keys.computed_after(&request, &key, d.nanos);
         }
     }
 

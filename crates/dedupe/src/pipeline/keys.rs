@@ -76,6 +76,14 @@ pub trait KeySource: Send {
         let _ = (request, key);
     }
 
+    /// Like [`KeySource::computed`], with how long the read took
+    /// (nanoseconds), for a source that must know when the bytes were
+    /// read. By default, `computed`.
+    fn computed_after(&mut self, request: &KeyRequest<'_>, key: &StageKey, read_ns: u64) {
+        let _ = read_ns;
+        self.computed(request, key);
+    }
+
     /// The run is over (finished or cancelled): write out what is pending.
     fn finish(&mut self) {}
 }
