@@ -184,14 +184,8 @@ pub fn prune(
                 let current = fs::symlink_metadata(path).ok().filter(|m| {
                     m.is_file()
                         && m.len() == unbits(size)
-                        && m.mtime()
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(m.mtime_nsec())
-                            == mtime
-                        && m.ctime()
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(m.ctime_nsec())
-                            == ctime
+                        && super::stamp_ns(m.mtime(), m.mtime_nsec()) == mtime
+                        && super::stamp_ns(m.ctime(), m.ctime_nsec()) == ctime
                 });
                 let same = current.is_some_and(|m| {
                     volumes.of(m.dev(), path).cloned().is_some_and(|v| {

@@ -286,6 +286,12 @@ fn prefetch(path: &Path) {
     }
 }
 
+/// A `stat` time in nanoseconds by the walker's own formula
+/// ([`crate::entry::time_ns`]), so comparisons with its stamps agree.
+pub(crate) fn stamp_ns(sec: i64, nsec: i64) -> i64 {
+    crate::entry::time_ns((sec, u32::try_from(nsec).unwrap_or(0)))
+}
+
 /// Whether the file at the request's path is still the one the walk saw,
 /// unchanged.
 fn still(r: &KeyRequest<'_>) -> bool {
@@ -295,14 +301,8 @@ fn still(r: &KeyRequest<'_>) -> bool {
             && m.dev() == r.stamp.id.dev
             && m.ino() == r.stamp.id.ino
             && m.len() == r.stamp.size
-            && m.mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec())
-                == r.stamp.mtime_ns
-            && m.ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec())
-                == r.stamp.ctime_ns
+            && stamp_ns(m.mtime(), m.mtime_nsec()) == r.stamp.mtime_ns
+            && stamp_ns(m.ctime(), m.ctime_nsec()) == r.stamp.ctime_ns
     })
 }
 

@@ -238,11 +238,30 @@ pub(crate) fn unbits(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
 }
 
+/// The id of `name` in `table`, remembered in `known` (a name found
+/// missing is asked again after [`RECHECK`], or at once to create it).
+fn cached_id(
+    conn: &Connection,
+    known: &mut HashMap<String, Known>,
+    table: &str,
+    name: &str,
+    create: bool,
+) -> rusqlite::Result<Option<i64>> {
+    match known.get(name) {
+        Some(Known::Id(id)) => return Ok(Some(*id)),
+        Some(Known::Absent(at)) if !create && at.elapsed() < RECHECK => return Ok(None),
+        _ => {}
+    }
+    let id = SqliteStore::id(conn, table, name, create)?;
+    known.insert(name.to_owned(), Known::from(id));
+    Ok(id)
+}
+
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     conn: Connection,
     volumes: HashMap<String, Known>,
-    specs: HashMap<&'static str, Known>,
+    specs: HashMap<String, Known>,
 }
 
 impl SqliteStore {
@@ -275,29 +294,11 @@ impl SqliteStore {
     }
 
     fn volume(&mut self, name: &str, create: bool) -> rusqlite::Result<Option<i64>> {
-        if let Some(known) = self.volumes.get(name) {
-            match known {
-                Known::Id(id) => return Ok(Some(*id)),
-                Known::Absent(at) if !create && at.elapsed() < RECHECK => return Ok(None),
-                Known::Absent(_) => {}
-            }
-        }
-        let id = Self::id(&self.conn, "volumes", name, create)?;
-        self.volumes.insert(name.to_owned(), Known::from(id));
-        Ok(id)
+        cached_id(&self.conn, &mut self.volumes, "volumes", name, create)
     }
 
-    fn spec(&mut self, name: &'static str, create: bool) -> rusqlite::Result<Option<i64>> {
-        if let Some(known) = self.specs.get(name) {
-            match known {
-                Known::Id(id) => return Ok(Some(*id)),
-                Known::Absent(at) if !create && at.elapsed() < RECHECK => return Ok(None),
-                Known::Absent(_) => {}
-            }
-        }
-        let id = Self::id(&self.conn, "specs", name, create)?;
-        self.specs.insert(name, Known::from(id));
-        Ok(id)
+    fn spec(&mut self, name: &str, create: bool) -> rusqlite::Result<Option<i64>> {
+        cached_id(&self.conn, &mut self.specs, "specs", name, create)
     }
 
     fn get_inner(
