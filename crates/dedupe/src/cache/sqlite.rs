@@ -114,9 +114,16 @@ fn check_header(path: &Path) -> Result<(), Unusable> {
     // is complete only when no write-ahead log is being copied back into
     // it: with a log present (another run at work, or a crash SQLite will
     // recover from) the file may be shorter for a moment, so say nothing.
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let log = fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+    // A rollback journal likewise: a run creating the file writes its
+    // first pages through one, before it switches to WAL.
+    let log: u64 = ["-wal", "-journal"]
+        .iter()
+        .map(|ext| {
+            let mut side = path.as_os_str().to_owned();
+            side.push(ext);
+            fs::metadata(PathBuf::from(side)).map_or(0, |m| m.len())
+        })
+        .sum();
     if log == 0 && h[24..28] == h[92..96] && len < pages * page {
         return Err(Unusable::Bad(format!(
             "truncated: {len} bytes, the header says {}",

@@ -293,7 +293,8 @@ fn two_caches_on_one_file_write_at_once_and_lose_nothing() {
                     }
                 }
                 cache.finish();
-                assert!(cache.probe().counters().warnings.is_empty());
+                let c = cache.probe().counters();
+                assert!(c.warnings.is_empty(), "{c:?}");
             });
         }
     });
