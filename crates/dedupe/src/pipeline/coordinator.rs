@@ -5,8 +5,13 @@
 //! goes to the scheduler (reads to queue) and the statistics; nothing
 //! else decides.
 //!
-//! Keys a [`KeySource`] knows are taken at hand-out time, before any read
-//! is sent, and go through the same route as a reader's result.
+//! Reads the trie asks for are first put to the [`KeySource`], if there is
+//! one, all that gathered since the last hand-out in one batch: a key it
+//! knows goes through the same route as a reader's result (and may ask for
+//! the next stage, put to it in the next round of the same batch); only
+//! what it does not know is queued for the readers. One batch per round,
+//! not one per job, because a lookup's fixed cost (a read transaction,
+//! its locks) was most of its price when jobs held one large file each.
 
 use std::time::Instant;
 
@@ -28,6 +33,8 @@ pub(crate) struct Coordinator<'a, F> {
     pub(crate) sched: Scheduler,
     pub(crate) stats: Stats,
     keys: Option<&'a mut (dyn KeySource + 'static)>,
+    /// Reads placed since the last hand-out, to put to `keys` first.
+    asking: Vec<(u32, u64)>,
     algo: HashAlgo,
     progress: &'a dyn ProgressTracker,
     on_event: F,
@@ -48,6 +55,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
             sched,
             stats: Stats::default(),
             keys,
+            asking: Vec::new(),
             algo,
             progress,
             on_event,
@@ -58,7 +66,11 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            self.sched.push(c, size, self.trie.cand_dev(c));
+            if self.keys.is_some() {
+                self.asking.push((c, size));
+            } else {
+                self.sched.push(c, size, self.trie.cand_dev(c));
+            }
         }
     }
 
@@ -141,70 +153,77 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         self.route(p);
     }
 
-    /// Hands out work while the scheduler allows: tasks the key source
-    /// answers are applied at once, the rest go to `send` with their job
+    /// Hands out work while the scheduler allows; jobs go to `send`
     /// (false: the readers are gone).
     pub(crate) fn dispatch(&mut self, mut send: impl FnMut(&Job, Vec<Task>) -> bool) {
         while let Some(job) = self.sched.next_job() {
-            let mut tasks: Vec<Task> = job.cands.iter().map(|&c| self.trie.task(c)).collect();
-            if self.keys.is_some() {
-                tasks = self.answer(tasks);
-            }
-            if tasks.is_empty() {
-                // Nothing read: not a completion the controller may count.
-                self.sched.job_skipped(job.lane, job.large);
-            } else if !send(&job, tasks) {
+            let tasks: Vec<Task> = job.cands.iter().map(|&c| self.trie.task(c)).collect();
+            if !send(&job, tasks) {
                 break;
             }
         }
     }
 
-    /// Applies what the key source knows; returns the tasks left to read.
-    fn answer(&mut self, tasks: Vec<Task>) -> Vec<Task> {
-        let Some(keys) = self.keys.as_deref_mut() else {
-            return tasks;
-        };
-        let requests: Vec<KeyRequest<'_>> = tasks
-            .iter()
-            .filter_map(|t| match t.kind {
-                TaskKind::Stage(spec) => Some(KeyRequest {
-                    path: &t.file.path,
-                    stamp: t.file.expect,
-                    spec,
-                }),
-                TaskKind::Verify(_) => None,
-            })
-            .collect();
-        let mut answers = vec![None; requests.len()];
-        keys.lookup(&requests, &mut answers);
-        drop(requests);
-        let mut answers = answers.into_iter();
-        let mut left = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let TaskKind::Stage(spec) = t.kind else {
-                left.push(t);
-                continue;
+    /// Reads placed and not yet queued (they wait for the key source).
+    pub(crate) fn unasked(&self) -> usize {
+        self.asking.len()
+    }
+
+    /// Applies what the key source knows of the reads placed so far, in
+    /// rounds (a known key may place the next stage's read), and queues
+    /// the rest for the readers (which may open a device's lane: the
+    /// caller sizes the reader pools after this, before a dispatch).
+    pub(crate) fn ask_keys(&mut self) {
+        while !self.asking.is_empty() {
+            let asking = std::mem::take(&mut self.asking);
+            let Some(keys) = self.keys.as_deref_mut() else {
+                return;
             };
-            match answers.next().flatten() {
+            let tasks: Vec<Task> = asking.iter().map(|&(c, _)| self.trie.task(c)).collect();
+            let requests: Vec<KeyRequest<'_>> = tasks
+                .iter()
+                .filter_map(|t| match t.kind {
+                    TaskKind::Stage(spec) => Some(KeyRequest {
+                        path: &t.file.path,
+                        stamp: t.file.expect,
+                        spec,
+                    }),
+                    TaskKind::Verify(_) => None,
+                })
+                .collect();
+            let mut answers = vec![None; requests.len()];
+            if !requests.is_empty() {
+                keys.lookup(&requests, &mut answers);
+            }
+            drop(requests);
+            let mut answers = answers.into_iter();
+            for (t, (c, size)) in tasks.into_iter().zip(asking) {
+                let known = match t.kind {
+                    TaskKind::Stage(spec) => answers.next().flatten().filter(|k| k.fits(spec)),
+                    TaskKind::Verify(_) => None,
+                };
                 // An answer of the wrong kind is no answer: read instead.
-                Some(key) if key.fits(spec) => {
-                    self.sched.finished(t.file.expect.size);
-                    self.stats.answered(Step::Stage(spec.stage));
-                    let outcome = match key {
-                        StageKey::Partial(k) => Outcome::Key(k),
-                        StageKey::Full(d) => Outcome::Full(d),
-                    };
-                    self.apply(t.cand, outcome);
+                match known {
+                    Some(key) => {
+                        if let TaskKind::Stage(spec) = t.kind {
+                            self.stats.answered(Step::Stage(spec.stage));
+                        }
+                        let outcome = match key {
+                            StageKey::Partial(k) => Outcome::Key(k),
+                            StageKey::Full(d) => Outcome::Full(d),
+                        };
+                        self.apply(c, outcome);
+                    }
+                    None => self.sched.push(c, size, self.trie.cand_dev(c)),
                 }
-                _ => left.push(t),
             }
         }
-        left
     }
 
     /// Drops every queued read (the run was cancelled).
     pub(crate) fn abandon_queued(&mut self) {
-        for (c, size) in self.sched.clear() {
+        let unasked = std::mem::take(&mut self.asking);
+        for (c, size) in self.sched.clear().into_iter().chain(unasked) {
             self.trie.failed(c);
             self.stats.abandoned(size);
         }

@@ -329,6 +329,7 @@ impl Finder {
                 // it will run.
                 co.abandon_queued();
             } else if self.options.streaming || !walking {
+                co.ask_keys();
                 co.sched.tick();
                 for lane in 0..co.sched.lanes() {
                     if let Err(e) = pools.resize(lane, co.sched.readers(lane)) {
@@ -345,7 +346,7 @@ impl Finder {
             // over and nothing waits. A cancelled run does not wait for the
             // walk: the scanners stop and are joined below.
             let out = co.sched.jobs_out();
-            if out == 0 && (interrupted || (!walking && co.sched.ready_len() == 0)) {
+            if out == 0 && (interrupted || (!walking && co.sched.ready_len() + co.unasked() == 0)) {
                 break;
             }
             // Backpressure: with enough work queued, let the walker wait.
