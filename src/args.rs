@@ -38,8 +38,16 @@ impl Cli {
                 (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
             }
             Some(Command::Find(a)) => a.print0_conflict(),
+            Some(Command::Remove(a) | Command::Move(crate::act::MoveArgs { act: a, .. })) => {
+                a.find.print0_conflict()
+            }
+            Some(Command::Link(l)) => l.act.find.print0_conflict(),
             Some(
-                Command::Gen(_) | Command::Completions { .. } | Command::Man | Command::Cache(_),
+                Command::Gen(_)
+                | Command::Completions { .. }
+                | Command::Man
+                | Command::Cache(_)
+                | Command::Undo(_),
             ) => None,
             None => self.find.print0_conflict(),
         };
@@ -85,6 +93,14 @@ pub enum Command {
     },
     /// Show, prune or clear the hash cache.
     Cache(CacheCmd),
+    /// Remove every copy but one of each group (cannot be undone).
+    Remove(crate::act::ActArgs),
+    /// Replace every copy but one by a hard link (or --symbolic link) to the kept one.
+    Link(crate::act::LinkArgs),
+    /// Move every copy but one under --to DIR, keeping its path below its root.
+    Move(crate::act::MoveArgs),
+    /// Reverse a run of remove, link or move from its journal (moves and links; removals are listed).
+    Undo(crate::act::UndoArgs),
     /// Print the man page (roff) to stdout: `dedupe man | man -l -`.
     Man,
 }

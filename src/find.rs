@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dedupe::report::writer::{writer, Format, Layout, Spawned};
 use dedupe::report::{human_bytes, plural, Terminator};
-use dedupe::{FindEvent, FindOptions, Finder, GroupOrder, HashAlgo, Summary};
+use dedupe::{CacheProbe, FindEvent, FindOptions, Finder, GroupOrder, HashAlgo, Summary};
 
 use crate::args::{FindArgs, FindFormat, HashArg, SortArg};
 use crate::ui::{self, exit, Ui};
@@ -25,22 +25,7 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     }
     let ui = Ui::new(args.walk.progress, true, args.walk.verbose);
-    let options = FindOptions {
-        hash: match args.hash {
-            HashArg::Xxh3 => HashAlgo::Xxh3,
-            HashArg::Blake3 => HashAlgo::Blake3,
-            HashArg::Sha256 => HashAlgo::Sha256,
-        },
-        verify: args.verify,
-        hard_links: args.hard_links,
-        streaming: !args.no_streaming,
-    };
-    let builder = Finder::builder(Arc::new(args.walk.to_config(1)))
-        .progress(ui.tracker())
-        .streaming(args.walk.to_streaming())
-        .options(options);
-    let (builder, probe, warned) = crate::cache::attach(builder, &args.cache);
-    let finder = builder.build();
+    let (finder, probe, warned) = build(&args, &ui);
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
@@ -112,6 +97,27 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// The finder `args` ask for, with its hash cache (if any) and the number
+/// of cache warnings already shown.
+pub fn build(args: &FindArgs, ui: &Ui) -> (Finder, Option<CacheProbe>, usize) {
+    let options = FindOptions {
+        hash: match args.hash {
+            HashArg::Xxh3 => HashAlgo::Xxh3,
+            HashArg::Blake3 => HashAlgo::Blake3,
+            HashArg::Sha256 => HashAlgo::Sha256,
+        },
+        verify: args.verify,
+        hard_links: args.hard_links,
+        streaming: !args.no_streaming,
+    };
+    let builder = Finder::builder(Arc::new(args.walk.to_config(1)))
+        .progress(ui.tracker())
+        .streaming(args.walk.to_streaming())
+        .options(options);
+    let (builder, probe, warned) = crate::cache::attach(builder, &args.cache);
+    (builder.build(), probe, warned)
 }
 
 fn print_summary(s: &Summary, verbose: bool) {
@@ -235,7 +241,7 @@ fn read_list(list: &std::path::Path, nul: bool) -> io::Result<Vec<std::path::Pat
 /// are gone are each reported, and the run goes on with the rest (a list
 /// made a moment ago may name files deleted since): their number is
 /// returned. `Err`: the exit code when there is nothing to do.
-fn add_listed(args: &mut FindArgs) -> Result<u64, u8> {
+pub fn add_listed(args: &mut FindArgs) -> Result<u64, u8> {
     let Some(list) = &args.files_from else {
         return Ok(0);
     };

@@ -1,6 +1,7 @@
 //! The `dedupe` command: parse flags, hand them to the library, pick the
 //! exit code. Everything else lives in the `dedupe` library crate.
 
+mod act;
 mod args;
 mod bars;
 mod cache;
@@ -74,6 +75,10 @@ fn main() -> ExitCode {
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Man) => docs::man(),
         Some(Command::Cache(c)) => cache::run(c),
+        Some(Command::Remove(a)) => act::remove(a, &interrupt),
+        Some(Command::Link(a)) => act::link(a, &interrupt),
+        Some(Command::Move(a)) => act::move_(a, &interrupt),
+        Some(Command::Undo(a)) => act::undo(a),
         None => find::run(cli.find, &interrupt),
     };
     match result {

@@ -2,6 +2,8 @@
 //! and duplicate finding, each against brute-force references on trees
 //! with traps.
 
+mod act;
+mod act_crash;
 mod cache;
 mod cli;
 mod find;

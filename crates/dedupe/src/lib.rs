@@ -74,6 +74,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod act;
 pub mod cache;
 pub mod config;
 pub mod entry;

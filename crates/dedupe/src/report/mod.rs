@@ -29,6 +29,11 @@ impl<'a> JsonPath<'a> {
     pub fn of(path: &'a Path) -> Self {
         JsonPath(path.as_os_str().as_bytes())
     }
+
+    /// As a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 impl Serialize for JsonPath<'_> {

@@ -1,0 +1,402 @@
+//! Running a plan. Each step, in order:
+//!
+//! 1. re-`lstat` the victim and the kept file through their parent
+//!    directory handles: both must be exactly what was hashed (device,
+//!    inode, size, mtime, ctime, a regular file), else the step is skipped;
+//! 2. compare their bytes, side by side, to the end;
+//! 3. journal the intent (synced);
+//! 4. change: a link is made at a fresh name in the victim's directory and
+//!    renamed over the victim, so the victim's path never disappears;
+//!    a move is a `renameat2(RENAME_NOREPLACE)`; a removal an `unlinkat`;
+//!    the victim is re-checked right before;
+//! 5. journal the outcome (synced).
+//!
+//! A write into the victim between the comparison and the rename is lost
+//! with the victim's inode; no tool on Linux can close that window without
+//! `FIDEDUPERANGE` (which the `clone` action would use).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, RenameFlags};
+use rustix::io::Errno;
+
+use super::fsops::{self, At};
+use super::journal::{Journal, Op, OpKind, OpState, StatRec};
+use super::plan::{Plan, Step};
+use super::Action;
+use crate::entry::FileId;
+use crate::pipeline::keys::FileStamp;
+
+/// Options of a run besides the plan.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// Hard-link files whose owner, group or mode differ (the link takes
+    /// the kept file's).
+    pub allow_metadata_change: bool,
+    /// Act on an inode that has other hard links (the change frees nothing
+    /// while they remain).
+    pub allow_other_links: bool,
+    /// Test hook: stop the process (`abort`) at this point of this step.
+    #[doc(hidden)]
+    pub crash_at: Option<(u64, CrashPoint)>,
+}
+
+/// Points inside a step where a test may stop the process.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The intent is journaled; nothing changed yet.
+    AfterIntent,
+    /// The link exists at its temporary name.
+    AfterTemp,
+    /// The change is made; its outcome is not journaled.
+    AfterChange,
+}
+
+/// Why a step was skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// The victim is gone or no longer what was hashed.
+    VictimChanged,
+    /// The kept file is gone or no longer what was hashed.
+    KeptChanged,
+    /// They are one inode already.
+    AlreadyLinked,
+    /// The bytes differ (the report is stale, or a hash collided).
+    Differs,
+    /// A hard link or rename cannot cross file systems.
+    OtherDevice,
+    /// The victim's inode has links the plan does not cover.
+    OtherLinks(u64),
+    /// Owner, group or mode differ (a hard link would change them).
+    Metadata,
+    /// `move`: something already exists at the destination.
+    DestExists,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::VictimChanged => f.write_str("changed or gone since the scan"),
+            Skip::KeptChanged => f.write_str("the kept copy changed or is gone since the scan"),
+            Skip::AlreadyLinked => f.write_str("already the same file as the kept copy"),
+            Skip::Differs => f.write_str("content differs from the kept copy"),
+            Skip::OtherDevice => f.write_str("on another file system than its target"),
+            Skip::OtherLinks(n) => write!(f, "has {n} hard links (the others would keep it)"),
+            Skip::Metadata => f.write_str(
+                "owner, group or mode differ from the kept copy's (see --allow-metadata-change)",
+            ),
+            Skip::DestExists => f.write_str("the destination exists"),
+        }
+    }
+}
+
+/// What happened to one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Made (and journaled).
+    Done,
+    /// Not made, for a reason that is not an error.
+    Skipped(Skip),
+    /// Not made: a system call failed.
+    Failed(String),
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default)]
+pub struct ActReport {
+    /// Changes made.
+    pub done: u64,
+    /// Steps skipped.
+    pub skipped: u64,
+    /// Steps that failed.
+    pub failed: u64,
+    /// Bytes given back (the victims' sizes).
+    pub bytes: u64,
+    /// The run stopped early (cancelled).
+    pub interrupted: bool,
+}
+
+/// Runs `plan`, journaling into `journal`; `on_step` hears each outcome.
+/// `stop` is polled between steps. A journal that cannot be written stops
+/// the run with that error: nothing is changed unrecorded.
+pub fn execute(
+    plan: &Plan,
+    opts: &ExecOptions,
+    journal: &mut Journal,
+    stop: &dyn Fn() -> bool,
+    mut on_step: impl FnMut(&Step, &Outcome),
+) -> io::Result<ActReport> {
+    let mut report = ActReport::default();
+    // A kept file gains a link (and a new ctime) with each hard link made
+    // to it: what this run did to it is not a change since the scan.
+    let mut kept_now: HashMap<FileId, FileStamp> = HashMap::new();
+    for (n, step) in plan.steps.iter().enumerate() {
+        if stop() {
+            report.interrupted = true;
+            break;
+        }
+        let keep = kept_now
+            .get(&step.keep.stamp.id)
+            .unwrap_or(&step.keep.stamp);
+        let outcome = run_step(&plan.action, opts, journal, n as u64 + 1, step, *keep)?;
+        if outcome == Outcome::Done {
+            if let Ok(st) = fsops::at(&step.keep).and_then(|k| k.stat()) {
+                let now = fsops::stamp_of(&st);
+                if now.id == step.keep.stamp.id {
+                    kept_now.insert(now.id, now);
+                }
+            }
+        }
+        match &outcome {
+            Outcome::Done => {
+                report.done += 1;
+                report.bytes += step.size;
+            }
+            Outcome::Skipped(_) => report.skipped += 1,
+            Outcome::Failed(_) => report.failed += 1,
+        }
+        on_step(step, &outcome);
+    }
+    journal.end(&serde_json::json!({
+        "done": report.done, "skipped": report.skipped, "failed": report.failed,
+        "bytes": report.bytes, "interrupted": report.interrupted,
+    }))?;
+    Ok(report)
+}
+
+fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {
+    if opts.crash_at == Some((op, at)) {
+        std::process::abort();
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> Outcome {
+    Outcome::Failed(e.to_string())
+}
+
+fn run_step(
+    action: &Action,
+    opts: &ExecOptions,
+    journal: &mut Journal,
+    op_no: u64,
+    step: &Step,
+    keep_stamp: FileStamp,
+) -> io::Result<Outcome> {
+    let skip = |s| Ok(Outcome::Skipped(s));
+    let Ok(v) = fsops::at(&step.victim) else {
+        return skip(Skip::VictimChanged);
+    };
+    let vst = match v.stat() {
+        Ok(st) if fsops::unchanged(&st, &step.victim.stamp) => st,
+        _ => return skip(Skip::VictimChanged),
+    };
+    let Ok(k) = fsops::at(&step.keep) else {
+        return skip(Skip::KeptChanged);
+    };
+    let kst = match k.stat() {
+        Ok(st) if fsops::unchanged(&st, &keep_stamp) => st,
+        _ => return skip(Skip::KeptChanged),
+    };
+    if (vst.st_dev, vst.st_ino) == (kst.st_dev, kst.st_ino) {
+        return skip(Skip::AlreadyLinked);
+    }
+    let kind = match action {
+        Action::Remove => OpKind::Remove,
+        Action::Link {
+            symbolic: false, ..
+        } => OpKind::Link,
+        Action::Link { symbolic: true, .. } => OpKind::Symlink,
+        Action::Move { .. } => OpKind::Move,
+    };
+    if vst.st_nlink > 1 && !opts.allow_other_links {
+        return skip(Skip::OtherLinks(vst.st_nlink));
+    }
+    if kind == OpKind::Link {
+        if vst.st_dev != kst.st_dev {
+            return skip(Skip::OtherDevice);
+        }
+        let meta = |s: &rustix::fs::Stat| (s.st_uid, s.st_gid, s.st_mode & 0o7777);
+        if meta(&vst) != meta(&kst) && !opts.allow_metadata_change {
+            return skip(Skip::Metadata);
+        }
+    }
+    // The bytes, now, through handles checked to be the stat'ed inodes.
+    let (Ok(vf), Ok(kf)) = (v.open_read(), k.open_read()) else {
+        return Ok(failed("cannot open both files to compare them"));
+    };
+    let same_inode = |fd: &std::os::fd::OwnedFd, st: &rustix::fs::Stat| {
+        rustix::fs::fstat(fd).is_ok_and(|f| (f.st_dev, f.st_ino) == (st.st_dev, st.st_ino))
+    };
+    if !same_inode(&vf, &vst) {
+        return skip(Skip::VictimChanged);
+    }
+    if !same_inode(&kf, &kst) {
+        return skip(Skip::KeptChanged);
+    }
+    match fsops::same_bytes(&vf, &kf) {
+        Ok(true) => {}
+        Ok(false) => return skip(Skip::Differs),
+        Err(e) => return Ok(failed(format!("cannot compare: {e}"))),
+    }
+    drop(vf);
+    let target = match kind {
+        OpKind::Symlink => match symlink_target(action, &step.victim, &step.keep) {
+            Ok(t) => Some(t),
+            Err(e) => return Ok(failed(format!("cannot resolve the link target: {e}"))),
+        },
+        _ => None,
+    };
+    let op = Op {
+        op: op_no,
+        kind,
+        victim: step.victim.path.clone(),
+        keep: step.keep.path.clone(),
+        tmp: matches!(kind, OpKind::Link | OpKind::Symlink).then(|| fsops::temp_name(op_no)),
+        dest: step.dest.clone(),
+        target,
+        victim_stat: StatRec::of(&vst),
+        keep_stat: StatRec::of(&kst),
+        hash: step.hash.to_hex(),
+        algo: step.algo.name().to_string(),
+        state: OpState::Pending,
+    };
+    journal.intent(&op)?;
+    crash(opts, op_no, CrashPoint::AfterIntent);
+    let result = match kind {
+        OpKind::Remove => remove(&v, &step.victim.stamp, &k, &kst),
+        OpKind::Link | OpKind::Symlink => replace(&op, opts, &v, &step.victim.stamp, &k, &kst),
+        OpKind::Move => move_to(&v, &step.victim.stamp, op.dest.as_deref()),
+    };
+    crash(opts, op_no, CrashPoint::AfterChange);
+    match &result {
+        Outcome::Done => journal.outcome(op_no, OpState::Done, None)?,
+        Outcome::Skipped(s) => journal.outcome(op_no, OpState::NotDone, Some(&s.to_string()))?,
+        Outcome::Failed(e) => journal.outcome(op_no, OpState::NotDone, Some(e))?,
+    }
+    Ok(result)
+}
+
+/// What a symbolic link at `victim` should hold to reach `keep`: relative
+/// from the victim's real directory when asked, else the kept file's real
+/// absolute path; either way checked after creation.
+fn symlink_target(action: &Action, victim: &Path, keep: &Path) -> io::Result<PathBuf> {
+    let keep = std::fs::canonicalize(keep)?;
+    let relative = matches!(action, Action::Link { relative: true, .. });
+    if !relative {
+        return Ok(keep);
+    }
+    let dir = victim.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))?;
+    Ok(fsops::relative(&dir, &keep))
+}
+
+fn still(v: &At, stamp: &FileStamp) -> bool {
+    v.stat().is_ok_and(|st| fsops::unchanged(&st, stamp))
+}
+
+fn keeper_alive(k: &At, kst: &rustix::fs::Stat) -> bool {
+    k.stat()
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino) && st.st_nlink > 0)
+}
+
+fn remove(v: &At, stamp: &FileStamp, k: &At, kst: &rustix::fs::Stat) -> Outcome {
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    // The last copy must never go: the kept file is still there.
+    if !keeper_alive(k, kst) {
+        return Outcome::Skipped(Skip::KeptChanged);
+    }
+    match rustix::fs::unlinkat(&v.dir, &v.name, AtFlags::empty()) {
+        Ok(()) => {
+            v.sync_dir();
+            Outcome::Done
+        }
+        Err(e) => failed(format!("cannot remove: {e}")),
+    }
+}
+
+fn replace(
+    op: &Op,
+    opts: &ExecOptions,
+    v: &At,
+    stamp: &FileStamp,
+    k: &At,
+    kst: &rustix::fs::Stat,
+) -> Outcome {
+    let tmp = op.tmp.as_deref().expect("links have a temporary name");
+    let made = match &op.target {
+        Some(target) => rustix::fs::symlinkat(target.as_path(), &v.dir, tmp),
+        None => rustix::fs::linkat(&k.dir, &k.name, &v.dir, tmp, AtFlags::empty()),
+    };
+    if let Err(e) = made {
+        return match e {
+            Errno::XDEV => Outcome::Skipped(Skip::OtherDevice),
+            e => failed(format!("cannot create the link: {e}")),
+        };
+    }
+    crash(opts, op.op, CrashPoint::AfterTemp);
+    let drop_tmp = || {
+        let _ = rustix::fs::unlinkat(&v.dir, tmp, AtFlags::empty());
+    };
+    // The new name must reach the kept inode (a symlink through whatever
+    // its path resolves to now).
+    let flags = if op.target.is_some() {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    let reaches = rustix::fs::statat(&v.dir, tmp, flags)
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino));
+    if !reaches || !keeper_alive(k, kst) {
+        drop_tmp();
+        return Outcome::Skipped(Skip::KeptChanged);
+    }
+    if !still(v, stamp) {
+        drop_tmp();
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    if let Err(e) = rustix::fs::renameat(&v.dir, tmp, &v.dir, &v.name) {
+        drop_tmp();
+        return failed(format!("cannot rename the link into place: {e}"));
+    }
+    // rename(2) does nothing when both names are links of one inode (the
+    // victim became a link of the kept file meanwhile): the temporary
+    // name is then still there.
+    if rustix::fs::statat(&v.dir, tmp, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        drop_tmp();
+    }
+    v.sync_dir();
+    Outcome::Done
+}
+
+fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome {
+    let Some(dest) = dest else {
+        return failed("no destination");
+    };
+    if let Some(parent) = dest.parent() {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return failed(format!("cannot create {}: {e}", parent.display()));
+        }
+    }
+    let d = match fsops::at(dest) {
+        Ok(d) => d,
+        Err(e) => return failed(format!("cannot open the destination directory: {e}")),
+    };
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    match rustix::fs::renameat_with(&v.dir, &v.name, &d.dir, &d.name, RenameFlags::NOREPLACE) {
+        Ok(()) => {
+            d.sync_dir();
+            v.sync_dir();
+            Outcome::Done
+        }
+        Err(Errno::XDEV) => Outcome::Skipped(Skip::OtherDevice),
+        Err(Errno::EXIST) => Outcome::Skipped(Skip::DestExists),
+        Err(e) => failed(format!("cannot move: {e}")),
+    }
+}

@@ -1,0 +1,187 @@
+//! File-system steps of an action, each on a directory handle: the parent
+//! directory is opened once (`O_NOFOLLOW` on its last component), the file
+//! is named relative to it, and its device and inode are checked against
+//! the report before anything happens, so a directory swapped for a
+//! symlink mid-run cannot redirect a change to another file.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+use crate::entry::time_ns;
+use crate::pipeline::keys::FileStamp;
+
+/// A file named by its open parent directory and its name in it.
+pub(crate) struct At {
+    pub(crate) dir: OwnedFd,
+    pub(crate) name: PathBuf,
+}
+
+/// Opens the parent directory of `path` (the last component must not be a
+/// symlink); `path` must have a file name.
+pub(crate) fn at(path: &Path) -> Result<At, Errno> {
+    let name = path.file_name().ok_or(Errno::INVAL)?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = match crate::fsutil::open(parent, flags) {
+        // A directory we may search but not list: handles still work for
+        // every *at call; only its fsync is lost.
+        Err(Errno::ACCESS) => crate::fsutil::open(parent, flags | OFlags::PATH)?,
+        other => other?,
+    };
+    Ok(At {
+        dir,
+        name: PathBuf::from(name),
+    })
+}
+
+impl At {
+    /// `lstat` of the name.
+    pub(crate) fn stat(&self) -> Result<Stat, Errno> {
+        rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    /// Opens the name for reading, never through a symlink.
+    pub(crate) fn open_read(&self) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat(
+            &self.dir,
+            &self.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+    }
+
+    /// Makes the directory's entries durable (best effort: a handle opened
+    /// only for searching cannot be synced).
+    pub(crate) fn sync_dir(&self) {
+        let _ = rustix::fs::fsync(&self.dir);
+    }
+}
+
+/// What a file is now, in the report's terms.
+pub(crate) fn stamp_of(st: &Stat) -> FileStamp {
+    FileStamp {
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        id: crate::entry::FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        },
+        mtime_ns: time_ns((st.st_mtime, u32::try_from(st.st_mtime_nsec).unwrap_or(0))),
+        ctime_ns: time_ns((st.st_ctime, u32::try_from(st.st_ctime_nsec).unwrap_or(0))),
+    }
+}
+
+/// Whether `st` is a regular file and still exactly what was hashed.
+pub(crate) fn unchanged(st: &Stat, was: &FileStamp) -> bool {
+    is_file(st) && stamp_of(st) == *was
+}
+
+pub(crate) fn is_file(st: &Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
+/// Whether two open files hold the same bytes, read side by side to the
+/// end of both (a file that grew or shrank since its stat differs).
+pub(crate) fn same_bytes(a: impl AsFd, b: impl AsFd) -> Result<bool, Errno> {
+    const CHUNK: usize = 1 << 20;
+    let mut x = vec![0u8; CHUNK];
+    let mut y = vec![0u8; CHUNK];
+    loop {
+        let n = read_full(&a, &mut x)?;
+        let m = read_full(&b, &mut y)?;
+        if n != m || x[..n] != y[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+pub(crate) fn read_full(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut n = 0;
+    while n < buf.len() {
+        match rustix::io::read(&fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A fresh hidden name for a temporary entry beside `name`: short, so a
+/// name near 255 bytes still has room, and unlikely to exist (creation is
+/// exclusive anyway).
+pub(crate) fn temp_name(op: u64) -> PathBuf {
+    let pid = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    PathBuf::from(format!(".dedupe-{pid:x}-{op:x}-{nanos:x}.tmp"))
+}
+
+/// The relative path from directory `from` to `to`, both absolute and
+/// free of `.` and `..` components.
+pub(crate) fn relative(from: &Path, to: &Path) -> PathBuf {
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Bytes of a path (for messages and the journal).
+pub(crate) fn bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_to_the_common_ancestor() {
+        let r = |a: &str, b: &str| relative(Path::new(a), Path::new(b));
+        assert_eq!(r("/a/b", "/a/c/f"), PathBuf::from("../c/f"));
+        assert_eq!(r("/a/b", "/a/b/f"), PathBuf::from("f"));
+        assert_eq!(r("/x", "/a/f"), PathBuf::from("../a/f"));
+        assert_eq!(r("/", "/a/f"), PathBuf::from("a/f"));
+    }
+
+    #[test]
+    fn byte_comparison_sees_every_position_and_length() {
+        let t = tempfile::tempdir().unwrap();
+        let size = (1 << 20) + 7;
+        let base: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let a = t.path().join("a");
+        std::fs::write(&a, &base).unwrap();
+        let open = |p: &Path| std::fs::File::open(p).unwrap();
+        for (i, pos) in [0, size / 2, size - 1].into_iter().enumerate() {
+            let mut other = base.clone();
+            other[pos] ^= 1;
+            let b = t.path().join(format!("b{i}"));
+            std::fs::write(&b, &other).unwrap();
+            assert!(!same_bytes(open(&a), open(&b)).unwrap(), "byte {pos}");
+        }
+        let c = t.path().join("c");
+        std::fs::write(&c, &base[..size - 1]).unwrap();
+        assert!(!same_bytes(open(&a), open(&c)).unwrap(), "shorter");
+        std::fs::write(&c, &base).unwrap();
+        assert!(same_bytes(open(&a), open(&c)).unwrap());
+    }
+}

@@ -1,0 +1,316 @@
+//! The journal: one JSON Lines file per run, synced to disk before and
+//! after each change (`intent`, then `done` or `failed`), so a run killed
+//! at any instant leaves a record of every change it may have begun.
+//! Paths are lossless (see [`JsonPath`]); each intent holds both files'
+//! `lstat` and the content hash, which is what recovery and undo check.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::Stat;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::report::{decode_json_path, JsonPath};
+
+/// What a file was, as recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatRec {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, ns since the epoch.
+    pub ctime_ns: i64,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard links.
+    pub nlink: u64,
+}
+
+impl StatRec {
+    pub(crate) fn of(st: &Stat) -> StatRec {
+        let s = super::fsops::stamp_of(st);
+        StatRec {
+            dev: s.id.dev,
+            ino: s.id.ino,
+            size: s.size,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            nlink: st.st_nlink,
+        }
+    }
+}
+
+/// The kind of one change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// The victim was unlinked.
+    Remove,
+    /// The victim was replaced by a hard link to the kept file.
+    Link,
+    /// The victim was replaced by a symbolic link to the kept file.
+    Symlink,
+    /// The victim was renamed to `dest`.
+    Move,
+}
+
+impl OpKind {
+    /// The name in the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Remove => "remove",
+            OpKind::Link => "link",
+            OpKind::Symlink => "symlink",
+            OpKind::Move => "move",
+        }
+    }
+
+    fn parse(s: &str) -> Option<OpKind> {
+        Some(match s {
+            "remove" => OpKind::Remove,
+            "link" => OpKind::Link,
+            "symlink" => OpKind::Symlink,
+            "move" => OpKind::Move,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a change stands in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpState {
+    /// Begun, with no outcome recorded (the run was killed): recovery
+    /// decides from the file system.
+    Pending,
+    /// Completed.
+    Done,
+    /// Not made (a check failed, or recovery found it had not happened).
+    NotDone,
+    /// Reversed by `undo`.
+    Undone,
+}
+
+/// One change as the journal records it.
+#[derive(Clone, Debug)]
+pub struct Op {
+    /// Its number in the run.
+    pub op: u64,
+    /// What it does.
+    pub kind: OpKind,
+    /// The file changed.
+    pub victim: PathBuf,
+    /// The copy kept.
+    pub keep: PathBuf,
+    /// The temporary name (in the victim's directory) a link is made at.
+    pub tmp: Option<PathBuf>,
+    /// For a move: where to.
+    pub dest: Option<PathBuf>,
+    /// For a symlink: what it points to.
+    pub target: Option<PathBuf>,
+    /// The victim before the change.
+    pub victim_stat: StatRec,
+    /// The kept file before the change.
+    pub keep_stat: StatRec,
+    /// Hex content hash and its algorithm name.
+    pub hash: String,
+    /// The hash algorithm's name.
+    pub algo: String,
+    /// Where it stands.
+    pub state: OpState,
+}
+
+/// An open journal, appended to and synced line by line.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+fn path_json(p: &Path) -> Value {
+    JsonPath::of(p).to_value()
+}
+
+impl Journal {
+    /// Creates a new journal at `path` (its directory is created, mode
+    /// 0700: it names the user's files).
+    pub fn create(path: &Path, header: &Value) -> io::Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let mut j = Journal {
+            file,
+            path: path.to_path_buf(),
+        };
+        let mut h = header.clone();
+        h["type"] = json!("start");
+        j.line(&h)?;
+        Ok(j)
+    }
+
+    /// Opens an existing journal to append outcomes (recovery, undo).
+    pub fn append(path: &Path) -> io::Result<Journal> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record and waits until it is on disk.
+    pub(crate) fn line(&mut self, v: &Value) -> io::Result<()> {
+        let mut text = serde_json::to_vec(v)?;
+        text.push(b'\n');
+        self.file.write_all(&text)?;
+        self.file.sync_data()
+    }
+
+    /// Records that `op` is about to happen.
+    pub(crate) fn intent(&mut self, op: &Op) -> io::Result<()> {
+        let opt = |p: &Option<PathBuf>| p.as_deref().map_or(Value::Null, path_json);
+        self.line(&json!({
+            "type": "intent",
+            "op": op.op,
+            "kind": op.kind.name(),
+            "victim": path_json(&op.victim),
+            "keep": path_json(&op.keep),
+            "tmp": opt(&op.tmp),
+            "dest": opt(&op.dest),
+            "target": opt(&op.target),
+            "victim_stat": op.victim_stat,
+            "keep_stat": op.keep_stat,
+            "hash": op.hash,
+            "algo": op.algo,
+        }))
+    }
+
+    /// Records an outcome of `op`: `done`, `not_done` (with why) or
+    /// `undone`.
+    pub(crate) fn outcome(&mut self, op: u64, state: OpState, why: Option<&str>) -> io::Result<()> {
+        let name = match state {
+            OpState::Done => "done",
+            OpState::NotDone => "not_done",
+            OpState::Undone => "undone",
+            OpState::Pending => return Ok(()),
+        };
+        let mut v = json!({"type": name, "op": op});
+        if let Some(w) = why {
+            v["why"] = json!(w);
+        }
+        self.line(&v)
+    }
+
+    /// Records that the run ended (every change has its outcome).
+    pub(crate) fn end(&mut self, v: &Value) -> io::Result<()> {
+        let mut e = v.clone();
+        e["type"] = json!("end");
+        self.line(&e)
+    }
+}
+
+/// A journal read back.
+#[derive(Debug, Default)]
+pub struct JournalLog {
+    /// The header (`start` record).
+    pub header: Value,
+    /// The changes, by number.
+    pub ops: Vec<Op>,
+    /// Whether the run recorded its end.
+    pub ended: bool,
+}
+
+fn get_path(v: &Value, k: &str) -> Option<PathBuf> {
+    decode_json_path(v.get(k)?).map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+}
+
+/// Reads a journal. A last line cut short by a crash is ignored; any other
+/// bad line is an error.
+pub fn read(path: &Path) -> io::Result<JournalLog> {
+    let lines: Vec<String> = BufReader::new(File::open(path)?)
+        .lines()
+        .collect::<io::Result<_>>()?;
+    let bad = |i: usize, what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: line {}: {what}", path.display(), i + 1),
+        )
+    };
+    let mut log = JournalLog::default();
+    let mut ops: BTreeMap<u64, Op> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => return Err(bad(i, &e.to_string())),
+        };
+        let n = v.get("op").and_then(Value::as_u64);
+        match v.get("type").and_then(Value::as_str) {
+            Some("start") => log.header = v,
+            Some("end") => log.ended = true,
+            Some("intent") => {
+                let stat = |k: &str| {
+                    v.get(k)
+                        .cloned()
+                        .and_then(|s| serde_json::from_value::<StatRec>(s).ok())
+                };
+                let op = (|| {
+                    Some(Op {
+                        op: n?,
+                        kind: OpKind::parse(v.get("kind")?.as_str()?)?,
+                        victim: get_path(&v, "victim")?,
+                        keep: get_path(&v, "keep")?,
+                        tmp: get_path(&v, "tmp"),
+                        dest: get_path(&v, "dest"),
+                        target: get_path(&v, "target"),
+                        victim_stat: stat("victim_stat")?,
+                        keep_stat: stat("keep_stat")?,
+                        hash: v.get("hash")?.as_str()?.to_string(),
+                        algo: v.get("algo")?.as_str()?.to_string(),
+                        state: OpState::Pending,
+                    })
+                })()
+                .ok_or_else(|| bad(i, "incomplete intent"))?;
+                ops.insert(op.op, op);
+            }
+            Some(kind @ ("done" | "not_done" | "undone")) => {
+                let op = n
+                    .and_then(|n| ops.get_mut(&n))
+                    .ok_or_else(|| bad(i, "outcome of an unknown change"))?;
+                op.state = match kind {
+                    "done" => OpState::Done,
+                    "not_done" => OpState::NotDone,
+                    _ => OpState::Undone,
+                };
+            }
+            _ => return Err(bad(i, "unknown record")),
+        }
+    }
+    log.ops = ops.into_values().collect();
+    Ok(log)
+}

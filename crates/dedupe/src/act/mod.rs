@@ -1,0 +1,64 @@
+//! Acting on duplicates: remove, hard or symbolic link, or move every copy
+//! but one, without ever losing a content; and recovering or undoing such
+//! a run from its journal.
+//!
+//! The flow: [`plan`] (pure: which copy stays, what happens to the rest)
+//! → [`execute`] (re-check, compare bytes, journal, change atomically) →
+//! [`undo`]. See each module for its rules.
+
+mod exec;
+mod fsops;
+pub mod journal;
+mod plan;
+mod undo;
+
+use std::path::PathBuf;
+
+pub use exec::{execute, ActReport, CrashPoint, ExecOptions, Outcome, Skip};
+pub use journal::{Journal, JournalLog, Op, OpKind, OpState, StatRec};
+pub use plan::{glob, move_dest, plan, GroupPlan, Held, KeepRule, Plan, PlanOptions, Step};
+pub use undo::{recover, undo, UndoReport};
+
+/// What to do with each copy that is not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Unlink it (irreversible).
+    Remove,
+    /// Replace it by a link to the kept copy: a hard link, or a symbolic
+    /// one (absolute, or relative to the link's directory).
+    Link {
+        /// A symbolic link instead of a hard link.
+        symbolic: bool,
+        /// A relative symbolic link.
+        relative: bool,
+    },
+    /// Move it under `to`, keeping its path below its root.
+    Move {
+        /// The destination directory.
+        to: PathBuf,
+    },
+}
+
+impl Action {
+    /// The name used on the command line and in the journal.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Remove => "remove",
+            Action::Link {
+                symbolic: false, ..
+            } => "link",
+            Action::Link { symbolic: true, .. } => "symlink",
+            Action::Move { .. } => "move",
+        }
+    }
+}
+
+/// Where journals go by default: `$XDG_STATE_HOME/dedupe/journal`, else
+/// `~/.local/state/dedupe/journal`.
+pub fn default_journal_dir() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("dedupe").join("journal"))
+}

@@ -1,0 +1,239 @@
+//! Recovery and undo, both from a journal and the file system.
+//!
+//! * Recovery settles changes a killed run began but did not record the
+//!   end of: the victim's path says whether the rename (or unlink, or
+//!   move) happened; a leftover temporary link is removed. Nothing is
+//!   redone.
+//! * Undo reverses a run's changes, last first: a moved file goes back; a
+//!   link becomes an independent copy again (written beside it, checked
+//!   against the recorded hash, given the recorded mode, owner and
+//!   modification time, then renamed over the link); a removal is
+//!   reported as irreversible.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+
+use super::fsops::{self, At};
+use super::journal::{self, Journal, Op, OpKind, OpState, StatRec};
+use crate::hash::HashAlgo;
+
+/// What recovery or undo did.
+#[derive(Clone, Debug, Default)]
+pub struct UndoReport {
+    /// Half-done changes found completed.
+    pub recovered_done: u64,
+    /// Half-done changes found not made (their traces removed).
+    pub recovered_not_done: u64,
+    /// Changes reversed.
+    pub undone: u64,
+    /// Removals, which cannot be reversed.
+    pub irreversible: Vec<PathBuf>,
+    /// Changes that could not be reversed, and why.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+fn is(st: &rustix::fs::Stat, rec: &StatRec) -> bool {
+    (st.st_dev, st.st_ino) == (rec.dev, rec.ino)
+}
+
+fn is_our_symlink(v: &At, name: &Path, target: Option<&Path>) -> bool {
+    let Some(target) = target else { return false };
+    rustix::fs::readlinkat(&v.dir, name, Vec::new())
+        .is_ok_and(|t| t.as_bytes() == fsops::bytes(target))
+}
+
+/// Whether the name in `v`'s directory is what `op` put there.
+fn is_ours(v: &At, name: &Path, op: &Op) -> bool {
+    match op.kind {
+        OpKind::Symlink => is_our_symlink(v, name, op.target.as_deref()),
+        _ => rustix::fs::statat(&v.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| is(&st, &op.keep_stat)),
+    }
+}
+
+/// Decides a change that has no outcome in the journal.
+fn settle(op: &Op) -> io::Result<bool> {
+    match op.kind {
+        OpKind::Link | OpKind::Symlink => {
+            let v = fsops::at(&op.victim)?;
+            let done = is_ours(&v, &v.name, op);
+            if let Some(tmp) = &op.tmp {
+                if is_ours(&v, tmp, op) {
+                    rustix::fs::unlinkat(&v.dir, tmp.as_path(), AtFlags::empty())?;
+                }
+            }
+            Ok(done)
+        }
+        OpKind::Move => {
+            let source = fsops::at(&op.victim).and_then(|v| v.stat());
+            if source.is_ok_and(|st| is(&st, &op.victim_stat)) {
+                return Ok(false);
+            }
+            let dest = op.dest.as_deref().map(fsops::at);
+            Ok(matches!(dest, Some(Ok(d)) if d.stat().is_ok_and(|st| is(&st, &op.victim_stat))))
+        }
+        OpKind::Remove => match fsops::at(&op.victim).and_then(|v| v.stat()) {
+            Err(rustix::io::Errno::NOENT) => Ok(true),
+            Ok(st) => Ok(!is(&st, &op.victim_stat)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// Settles every change of the journal at `path` a killed run left without
+/// an outcome; returns the journal as it now stands.
+pub fn recover(path: &Path, report: &mut UndoReport) -> io::Result<journal::JournalLog> {
+    let mut log = journal::read(path)?;
+    if log.ops.iter().all(|o| o.state != OpState::Pending) && log.ended {
+        return Ok(log);
+    }
+    let mut j = Journal::append(path)?;
+    for op in log.ops.iter_mut().filter(|o| o.state == OpState::Pending) {
+        let done = settle(op)?;
+        op.state = if done {
+            OpState::Done
+        } else {
+            OpState::NotDone
+        };
+        if done {
+            report.recovered_done += 1;
+        } else {
+            report.recovered_not_done += 1;
+        }
+        j.outcome(op.op, op.state, Some("settled by recovery"))?;
+    }
+    if !log.ended {
+        j.end(&serde_json::json!({"recovered": true}))?;
+        log.ended = true;
+    }
+    Ok(log)
+}
+
+/// Reverses the run journaled at `path` (after recovering it).
+pub fn undo(path: &Path) -> io::Result<UndoReport> {
+    let mut report = UndoReport::default();
+    let log = recover(path, &mut report)?;
+    let mut j = Journal::append(path)?;
+    for op in log.ops.iter().rev().filter(|o| o.state == OpState::Done) {
+        let result = match op.kind {
+            OpKind::Remove => {
+                report.irreversible.push(op.victim.clone());
+                continue;
+            }
+            OpKind::Move => move_back(op),
+            OpKind::Link | OpKind::Symlink => restore_copy(op),
+        };
+        match result {
+            Ok(()) => {
+                j.outcome(op.op, OpState::Undone, None)?;
+                report.undone += 1;
+            }
+            Err(e) => report.failed.push((op.victim.clone(), e.to_string())),
+        }
+    }
+    Ok(report)
+}
+
+fn other(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+fn move_back(op: &Op) -> io::Result<()> {
+    let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
+    let d = fsops::at(dest)?;
+    if !d.stat().is_ok_and(|st| is(&st, &op.victim_stat)) {
+        return Err(other(format!(
+            "{} is no longer the moved file",
+            dest.display()
+        )));
+    }
+    if let Some(parent) = op.victim.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let v = fsops::at(&op.victim)?;
+    rustix::fs::renameat_with(&d.dir, &d.name, &v.dir, &v.name, RenameFlags::NOREPLACE)?;
+    v.sync_dir();
+    Ok(())
+}
+
+fn restore_copy(op: &Op) -> io::Result<()> {
+    let v = fsops::at(&op.victim)?;
+    if !is_ours(&v, &v.name, op) {
+        return Err(other("the path no longer holds the link dedupe made"));
+    }
+    let algo = HashAlgo::from_str(&op.algo).map_err(other)?;
+    // Read through the link (a hard link is the kept inode itself; a
+    // symlink leads to it).
+    let src = rustix::fs::openat(
+        &v.dir,
+        &v.name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let tmp = fsops::temp_name(op.op);
+    let mode = Mode::from_raw_mode(op.victim_stat.mode & 0o7777);
+    let dst = rustix::fs::openat(
+        &v.dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let written = copy_hashing(&src, &dst, algo).and_then(|hash| {
+        if hash != op.hash {
+            return Err(other("the copy's hash differs from the journal's"));
+        }
+        let _ = rustix::fs::fchown(
+            &dst,
+            Some(rustix::fs::Uid::from_raw(op.victim_stat.uid)),
+            Some(rustix::fs::Gid::from_raw(op.victim_stat.gid)),
+        );
+        rustix::fs::fchmod(&dst, mode)?;
+        let t = Timespec {
+            tv_sec: op.victim_stat.mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: op.victim_stat.mtime_ns.rem_euclid(1_000_000_000) as _,
+        };
+        rustix::fs::futimens(
+            &dst,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+        )?;
+        rustix::fs::fsync(&dst)?;
+        Ok(())
+    });
+    if let Err(e) = written.and_then(|()| {
+        // Still the link we made, right before it is replaced.
+        if !is_ours(&v, &v.name, op) {
+            return Err(other("the path changed during undo"));
+        }
+        Ok(rustix::fs::renameat(&v.dir, &tmp, &v.dir, &v.name)?)
+    }) {
+        let _ = rustix::fs::unlinkat(&v.dir, &tmp, AtFlags::empty());
+        return Err(e);
+    }
+    v.sync_dir();
+    Ok(())
+}
+
+/// Copies `src` to `dst`, returning the hex hash of what was copied.
+fn copy_hashing(src: impl AsFd, dst: impl AsFd, algo: HashAlgo) -> io::Result<String> {
+    let mut h = algo.hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = fsops::read_full(&src, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        let mut off = 0;
+        while off < n {
+            off += rustix::io::write(&dst, &buf[off..n])?;
+        }
+    }
+    Ok(h.finish().to_hex())
+}

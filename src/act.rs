@@ -1,0 +1,464 @@
+//! `dedupe remove | link | move | undo`: act on duplicate groups found now
+//! (every `find` option applies) or read from a saved report (`--from`).
+//! The library plans, checks, journals and changes; this prints.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use dedupe::act::{self, Action, ExecOptions, Held, KeepRule, Outcome, Plan, PlanOptions, Step};
+use dedupe::report::{escape, human_bytes, plural, JsonPath};
+use dedupe::DuplicateGroup;
+use serde_json::json;
+
+use crate::args::{FindArgs, FindFormat};
+use crate::ui::{self, exit, Ui};
+use crate::Interrupt;
+
+/// Options shared by every action.
+#[derive(Args, Debug)]
+pub struct ActArgs {
+    #[command(flatten)]
+    pub find: FindArgs,
+    /// Act on the groups of a report written by `dedupe find --format json|jsonl` ('-': stdin) instead of searching.
+    #[arg(long, value_name = "REPORT")]
+    pub from: Option<PathBuf>,
+    /// Which copy to keep: an ordered chain of root-order, oldest, newest, shortest-path, longest-path, shallowest, deepest, most-links, path:GLOB; a byte-wise path comparison breaks the last tie.
+    #[arg(
+        long,
+        value_name = "RULES",
+        value_delimiter = ',',
+        default_value = "root-order,oldest,shortest-path"
+    )]
+    pub keep: Vec<String>,
+    /// Files under DIR are never changed and are kept first (repeatable).
+    #[arg(long = "reference", value_name = "DIR")]
+    pub reference: Vec<PathBuf>,
+    /// Files whose path matches GLOB are never changed (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub protect: Vec<String>,
+    /// Only copies under different roots count: duplicates within one root are left alone.
+    #[arg(long)]
+    pub isolate: bool,
+    /// Print the plan and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Write the journal here instead of `$XDG_STATE_HOME/dedupe/journal/`.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Hard-link files whose owner, group or mode differ (each path then shows the kept file's).
+    #[arg(long)]
+    pub allow_metadata_change: bool,
+    /// Act on files that have other hard links (nothing is freed while those remain).
+    #[arg(long)]
+    pub allow_other_links: bool,
+}
+
+/// `dedupe link`.
+#[derive(Args, Debug)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Symbolic links instead of hard links (absolute unless --relative).
+    #[arg(long, short = 's')]
+    pub symbolic: bool,
+    /// Relative symbolic links.
+    #[arg(long, requires = "symbolic")]
+    pub relative: bool,
+}
+
+/// `dedupe move`.
+#[derive(Args, Debug)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    pub act: ActArgs,
+    /// Where the copies go, each at its path below its root.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+/// `dedupe undo`.
+#[derive(Args, Debug)]
+pub struct UndoArgs {
+    /// The journal of the run to reverse (default: the newest run in `$XDG_STATE_HOME/dedupe/journal/` that changed something).
+    #[arg(value_name = "JOURNAL")]
+    pub journal: Option<PathBuf>,
+}
+
+pub fn remove(a: ActArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    run(a, Action::Remove, interrupt)
+}
+
+pub fn link(a: LinkArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    let action = Action::Link {
+        symbolic: a.symbolic,
+        relative: a.relative,
+    };
+    run(a.act, action, interrupt)
+}
+
+pub fn move_(a: MoveArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    let to = std::path::absolute(&a.to)?;
+    run(a.act, Action::Move { to }, interrupt)
+}
+
+fn groups(
+    a: &mut ActArgs,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Result<Vec<DuplicateGroup>, u8>> {
+    if let Some(from) = &a.from {
+        let input: Box<dyn BufRead> = if from.as_os_str() == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            Box::new(BufReader::new(std::fs::File::open(from).map_err(|e| {
+                anyhow::anyhow!("cannot open {}: {e}", from.display())
+            })?))
+        };
+        return Ok(Ok(dedupe::report::read::read_groups(input)?));
+    }
+    if let Err(code) = crate::find::add_listed(&mut a.find) {
+        return Ok(Err(code));
+    }
+    if a.find.paths.is_empty() {
+        ui::warn("dedupe: no paths given (and no --from REPORT)");
+        return Ok(Err(exit::USAGE));
+    }
+    let ui = Ui::new(a.find.walk.progress, true, a.find.walk.verbose);
+    let (finder, _, _) = crate::find::build(&a.find, &ui);
+    let cancel = finder.canceller();
+    interrupt.arm(move || cancel.cancel());
+    let result = finder.run(&a.find.paths, |ev| {
+        if let dedupe::FindEvent::Error(e) = ev {
+            ui.entry_error(e);
+        }
+    });
+    ui.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            ui::warn(ui::find_error(&e));
+            return Ok(Err(exit::USAGE));
+        }
+    };
+    // Acting on half a search could keep a copy that a finished search
+    // would not have: stop instead.
+    if report.summary.interrupted || interrupt.fired() {
+        ui::warn("dedupe: interrupted before the search finished; nothing was changed");
+        return Ok(Err(exit::INTERRUPTED));
+    }
+    Ok(Ok(report.into_groups()))
+}
+
+fn plan_options(a: &ActArgs) -> anyhow::Result<PlanOptions> {
+    let keep = a
+        .keep
+        .iter()
+        .map(|r| KeepRule::parse(r).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let protect = a
+        .protect
+        .iter()
+        .map(|g| act::glob(g).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(PlanOptions {
+        keep,
+        // Report paths are spelled as the roots were given.
+        roots: a.find.paths.clone(),
+        references: a
+            .reference
+            .iter()
+            .flat_map(|r| [r.clone(), abs(r)])
+            .collect(),
+        protect,
+        isolate: a.isolate,
+    })
+}
+
+fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    if !matches!(
+        a.find.format,
+        FindFormat::Text | FindFormat::Json | FindFormat::Jsonl
+    ) {
+        anyhow::bail!("actions print text, json or jsonl");
+    }
+    let opts = plan_options(&a)?;
+    // Settle what an earlier, killed run left half done before reading
+    // the tree again.
+    if a.journal.is_none() {
+        recover_all();
+    }
+    let groups = match groups(&mut a, interrupt)? {
+        Ok(g) => g,
+        Err(code) => return Ok(code),
+    };
+    let plan = act::plan(&groups, &action, &opts);
+    let mut out = Printer::new(a.find.format, &action, a.dry_run);
+    if a.dry_run {
+        for (i, step) in plan.steps.iter().enumerate() {
+            out.step(&plan, i, step, None);
+        }
+        out.held(&plan);
+        out.summary(&plan, None, None);
+        return Ok(exit::OK);
+    }
+    if plan.steps.is_empty() {
+        out.summary(&plan, None, None);
+        return Ok(exit::OK);
+    }
+    let journal_path = match &a.journal {
+        Some(p) => p.clone(),
+        None => act::default_journal_dir()
+            .ok_or_else(|| anyhow::anyhow!("no journal directory: set HOME or use --journal"))?
+            .join(journal_name()),
+    };
+    let header = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "action": action.name(),
+        "argv": std::env::args_os().map(|s| JsonPath::of(Path::new(&s)).to_value()).collect::<Vec<_>>(),
+        "steps": plan.steps.len(),
+    });
+    let mut journal = act::Journal::create(&journal_path, &header).map_err(|e| {
+        anyhow::anyhow!("cannot create the journal {}: {e}", journal_path.display())
+    })?;
+    ui::warn(format_args!("dedupe: journal {}", escape(&journal_path)));
+    if action == Action::Remove {
+        ui::warn("dedupe remove: removed files cannot be brought back by undo");
+    }
+    let exec = ExecOptions {
+        allow_metadata_change: a.allow_metadata_change,
+        allow_other_links: a.allow_other_links,
+        crash_at: crash_point(),
+    };
+    let stop = || interrupt.fired();
+    let mut index = 0;
+    let report = act::execute(&plan, &exec, &mut journal, &stop, |step, outcome| {
+        out.step(&plan, index, step, Some(outcome));
+        index += 1;
+    })?;
+    out.held(&plan);
+    out.summary(&plan, Some(&report), Some(journal.path()));
+    Ok(if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.failed > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    })
+}
+
+/// Test hook: `DEDUPE_CRASH_AT=<step>:<intent|temp|change>` aborts the
+/// process at that point, as a power cut would stop it.
+fn crash_point() -> Option<(u64, act::CrashPoint)> {
+    let v = std::env::var("DEDUPE_CRASH_AT").ok()?;
+    let (n, at) = v.split_once(':')?;
+    let at = match at {
+        "intent" => act::CrashPoint::AfterIntent,
+        "temp" => act::CrashPoint::AfterTemp,
+        "change" => act::CrashPoint::AfterChange,
+        _ => return None,
+    };
+    Some((n.parse().ok()?, at))
+}
+
+/// Named by start time (to the nanosecond, so names sort as runs began).
+fn journal_name() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "run-{:012}.{:09}-{}.jsonl",
+        t.as_secs(),
+        t.subsec_nanos(),
+        std::process::id()
+    )
+}
+
+fn journals(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    all.sort();
+    all
+}
+
+/// Recovers every unfinished journal in the default directory.
+fn recover_all() {
+    let Some(dir) = act::default_journal_dir() else {
+        return;
+    };
+    for j in journals(&dir) {
+        let mut r = act::UndoReport::default();
+        match act::recover(&j, &mut r) {
+            Ok(_) if r.recovered_done + r.recovered_not_done > 0 => ui::warn(format_args!(
+                "dedupe: settled {} left half done by an interrupted run ({})",
+                plural(r.recovered_done + r.recovered_not_done, "change", "changes"),
+                escape(&j)
+            )),
+            Ok(_) => {}
+            Err(e) => ui::warn(format_args!("dedupe: cannot recover {}: {e}", escape(&j))),
+        }
+    }
+}
+
+pub fn undo(a: UndoArgs) -> anyhow::Result<u8> {
+    // By default the newest run that changed something not yet undone.
+    let path = match a.journal {
+        Some(p) => p,
+        None => act::default_journal_dir()
+            .map(|d| journals(&d))
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|j| {
+                act::journal::read(j).is_ok_and(|log| {
+                    log.ops
+                        .iter()
+                        .any(|o| matches!(o.state, act::OpState::Done | act::OpState::Pending))
+                })
+            })
+            .ok_or_else(|| anyhow::anyhow!("no run to undo"))?,
+    };
+    let r = act::undo(&path)?;
+    let mut e = io::stdout().lock();
+    for p in &r.irreversible {
+        let _ = writeln!(e, "irreversible: {} was removed", escape(p));
+    }
+    for (p, why) in &r.failed {
+        let _ = writeln!(e, "not undone: {}: {why}", escape(p));
+    }
+    let _ = writeln!(
+        e,
+        "undone {} from {}",
+        plural(r.undone, "change", "changes"),
+        escape(&path)
+    );
+    Ok(if r.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
+}
+
+/// Prints steps and the summary in the chosen format.
+struct Printer {
+    format: FindFormat,
+    verb: &'static str,
+    dry_run: bool,
+    steps: Vec<serde_json::Value>,
+    out: io::BufWriter<io::Stdout>,
+}
+
+impl Printer {
+    fn new(format: FindFormat, action: &Action, dry_run: bool) -> Printer {
+        Printer {
+            format,
+            verb: action.name(),
+            dry_run,
+            steps: Vec::new(),
+            out: io::BufWriter::new(io::stdout()),
+        }
+    }
+
+    fn step(&mut self, _plan: &Plan, _i: usize, s: &Step, outcome: Option<&Outcome>) {
+        let (state, why) = match outcome {
+            None => ("planned", None),
+            Some(Outcome::Done) => ("done", None),
+            Some(Outcome::Skipped(k)) => ("skipped", Some(k.to_string())),
+            Some(Outcome::Failed(e)) => ("failed", Some(e.clone())),
+        };
+        let v = json!({
+            "type": "step", "group": s.group, "action": self.verb, "state": state,
+            "keep": JsonPath::of(&s.keep).to_value(), "victim": JsonPath::of(&s.victim).to_value(),
+            "dest": s.dest.as_deref().map(|d| JsonPath::of(d).to_value()), "size": s.size, "why": why,
+        });
+        match self.format {
+            FindFormat::Jsonl => {
+                let _ = writeln!(self.out, "{v}");
+            }
+            FindFormat::Json => self.steps.push(v),
+            _ => {
+                let dest = s
+                    .dest
+                    .as_deref()
+                    .map(|d| format!(" -> {}", escape(d)))
+                    .unwrap_or_default();
+                let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+                let _ = writeln!(
+                    self.out,
+                    "{state} {} {}{dest} (keep {}){why}",
+                    self.verb,
+                    escape(&s.victim),
+                    escape(&s.keep)
+                );
+            }
+        }
+    }
+
+    fn held(&mut self, plan: &Plan) {
+        if !matches!(self.format, FindFormat::Text) {
+            return;
+        }
+        for g in &plan.groups {
+            for (f, why) in &g.held {
+                let why = match why {
+                    Held::Kept => "kept",
+                    Held::Reference => "under a --reference directory",
+                    Held::Protected => "matches --protect",
+                    Held::SameFile => "the same file as the kept copy",
+                    Held::SameRoot => "same root as the kept copy (--isolate)",
+                };
+                let _ = writeln!(self.out, "left {}: {why}", escape(f));
+            }
+        }
+    }
+
+    fn summary(&mut self, plan: &Plan, r: Option<&act::ActReport>, journal: Option<&Path>) {
+        let s = json!({
+            "type": "summary", "action": self.verb, "dry_run": self.dry_run,
+            "groups": plan.groups.len(), "planned": plan.steps.len(), "planned_bytes": plan.bytes(),
+            "done": r.map(|r| r.done), "skipped": r.map(|r| r.skipped), "failed": r.map(|r| r.failed),
+            "bytes": r.map(|r| r.bytes), "interrupted": r.is_some_and(|r| r.interrupted),
+            "journal": journal.map(|j| JsonPath::of(j).to_value()),
+        });
+        match self.format {
+            FindFormat::Jsonl => {
+                let _ = writeln!(self.out, "{s}");
+            }
+            FindFormat::Json => {
+                let doc = json!({"steps": std::mem::take(&mut self.steps), "summary": s});
+                let _ = writeln!(self.out, "{doc}");
+            }
+            _ => {
+                let _ = match r {
+                    None => writeln!(
+                        self.out,
+                        "{}: {} {} in {}, freeing {}",
+                        if self.dry_run {
+                            "dry run"
+                        } else {
+                            "nothing to do"
+                        },
+                        self.verb,
+                        plural(plan.steps.len() as u64, "file", "files"),
+                        plural(plan.groups.len() as u64, "group", "groups"),
+                        human_bytes(plan.bytes())
+                    ),
+                    Some(r) => writeln!(
+                        self.out,
+                        "{} done, {} skipped, {} failed; {} freed",
+                        r.done,
+                        r.skipped,
+                        r.failed,
+                        human_bytes(r.bytes)
+                    ),
+                };
+            }
+        }
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,162 @@
+//! Acting on duplicates, stopped part way: at chosen points of a step
+//! (failpoints) and by `SIGKILL` at random moments. After each stop every
+//! content must still exist, and recovery plus `undo` must give back the
+//! exact tree (for `remove`, the paths it did not remove).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::act::{blob, contents, contents_of, dedupe, snapshot, undo, Node};
+use crate::util::{code, run, stderr, Tree};
+
+/// The tree for crash tests: `groups` groups of three copies.
+fn crash_tree(groups: usize) -> Tree {
+    let t = Tree::new();
+    for g in 0..groups {
+        let content = blob(g as u8, 20_000 + g);
+        for side in ["a", "b", "c"] {
+            t.file(format!("t/{side}/{g:03}"), &content);
+        }
+    }
+    t.file("t/a/unique", blob(200, 3_000));
+    t
+}
+
+/// After a stop: every content is there, recovery plus undo (for link and
+/// move) gives the tree back, and no temporary name is left.
+fn check_after_stop(t: &Tree, state: &Path, verb: &str, before: &BTreeMap<Vec<u8>, Node>) {
+    let root = t.path("t");
+    let all = |dir: &Path| {
+        let mut s = contents(dir);
+        if t.path("q").exists() {
+            s.extend(contents(&t.path("q")));
+        }
+        s
+    };
+    assert_eq!(
+        all(&root),
+        contents_of(before),
+        "{verb}: a content was lost"
+    );
+    let u = undo(state);
+    let now = snapshot(&root);
+    let leftovers: Vec<_> = now
+        .keys()
+        .filter(|k| k.windows(8).any(|w| w == b".dedupe-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "{verb}: temporary names left: {leftovers:?}"
+    );
+    if verb == "remove" {
+        assert_eq!(contents(&root), contents_of(before));
+        for (k, v) in &now {
+            assert_eq!(Some(v), before.get(k), "remove changed a kept path");
+        }
+    } else {
+        assert_eq!(
+            now,
+            *before,
+            "{verb}: undo did not restore the tree: {}",
+            String::from_utf8_lossy(&u.stdout)
+        );
+    }
+}
+
+fn verb_args(verb: &str, t: &Tree) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![verb.into()];
+    if verb == "move" {
+        v.push("--to".into());
+        v.push(t.path("q").into());
+    }
+    v
+}
+
+#[test]
+fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
+    for verb in ["link", "move", "remove"] {
+        for point in ["intent", "temp", "change"] {
+            if point == "temp" && verb != "link" {
+                continue;
+            }
+            for step in [1, 4] {
+                let t = crash_tree(3);
+                let state = tempfile::tempdir().unwrap();
+                let before = snapshot(&t.path("t"));
+                let mut c = dedupe(state.path());
+                c.args(verb_args(verb, &t))
+                    .arg(t.path("t"))
+                    .env("DEDUPE_CRASH_AT", format!("{step}:{point}"));
+                let out = run(c);
+                assert!(
+                    out.status.code().is_none(),
+                    "{verb} {step}:{point} did not stop: {}",
+                    stderr(&out)
+                );
+                check_after_stop(&t, state.path(), verb, &before);
+            }
+        }
+    }
+}
+
+/// `SIGKILL` at random moments: 34 kills for each of link, move and remove.
+#[test]
+fn sigkill_at_random_moments_loses_nothing() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut landed = 0;
+    let mut mid_act = 0;
+    for verb in ["link", "move", "remove"] {
+        // How long an uncut run takes here, to spread the kills over it.
+        let t = crash_tree(40);
+        let state = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let mut c = dedupe(state.path());
+        c.args(verb_args(verb, &t)).arg(t.path("t"));
+        assert_eq!(code(&run(c)), 0);
+        let full = start.elapsed().as_micros() as u64;
+        for _ in 0..34 {
+            let t = crash_tree(40);
+            let state = tempfile::tempdir().unwrap();
+            let before = snapshot(&t.path("t"));
+            let mut c = dedupe(state.path());
+            c.args(verb_args(verb, &t))
+                .arg(t.path("t"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut child = c.spawn().unwrap();
+            std::thread::sleep(Duration::from_micros(next() % full.max(1)));
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            if status.code().is_none() {
+                landed += 1;
+                // Killed after it began changing files (a journal with an
+                // intent exists), not during the search.
+                let journals = state.path().join("dedupe/journal");
+                let acting = fs::read_dir(&journals)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|j| {
+                        fs::read_to_string(j.path()).is_ok_and(|text| text.contains("\"intent\""))
+                    });
+                mid_act += u32::from(acting);
+            }
+            check_after_stop(&t, state.path(), verb, &before);
+        }
+    }
+    // Most kills must land while the run goes on, or this tests nothing.
+    println!("{landed} of 102 kills landed mid-run, {mid_act} while changing files");
+    assert!(landed >= 60, "only {landed} of 102 kills landed mid-run");
+    assert!(
+        mid_act >= 40,
+        "only {mid_act} kills landed while files were changed"
+    );
+}
