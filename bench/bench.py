@@ -7,6 +7,7 @@
     python3 bench/bench.py --rounds 5 --quick find
     sudo python3 bench/bench.py cold  # adaptive I/O: -t choices and peers, cold and warm
     sudo python3 bench/bench.py cache # the hash cache: re-runs, resume, fclones --cache
+    python3 bench/bench.py link       # dedupe link vs fclones link and jdupes -L (bench/link.py)
 
 Trees are made with `dedupe gen` (deterministic) under $BENCH_DIR
 (default: target/bench) and reused while their parameters are unchanged.
@@ -426,7 +427,7 @@ def bench_cache(base, rounds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find", "cold", "cache"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "scan", "find", "cold", "cache", "link"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="only the 10k and 100k trees for find")
     ap.add_argument("--trees", nargs="*", help="find trees to run (default: all)")
@@ -448,6 +449,9 @@ def main():
             bench_cold(base, args.rounds, names)
         if args.what == "cache":
             bench_cache(base, args.rounds)
+        if args.what == "link":
+            from link import bench_link  # noqa: PLC0415 (its own file; it imports this one)
+            bench_link(base, args.rounds)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,45 @@ pub fn link(a: LinkArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
 
 pub fn move_(a: MoveArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let to = std::path::absolute(&a.to)?;
+    // Moved files would be found again by the next run, and moved again.
+    let real_to = real_or_abs(&to);
+    if let Some(root) = a
+        .act
+        .find
+        .paths
+        .iter()
+        .find(|p| real_to.starts_with(real_or_abs(p)))
+    {
+        anyhow::bail!(
+            "--to {} lies inside {}, a path being searched",
+            escape(&to),
+            escape(root)
+        );
+    }
     run(a.act, Action::Move { to }, interrupt)
+}
+
+/// The real path of `p`, or of its nearest existing ancestor joined with
+/// the rest (`--to` may not exist yet).
+fn real_or_abs(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut base = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(r) = std::fs::canonicalize(&base) {
+            return rest.iter().rev().fold(r, |acc: PathBuf, n| acc.join(n));
+        }
+        match (
+            base.file_name().map(std::ffi::OsStr::to_os_string),
+            base.parent(),
+        ) {
+            (Some(n), Some(parent)) => {
+                rest.push(n);
+                base = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
 }
 
 fn groups(
@@ -118,6 +156,18 @@ fn groups(
     }
     if let Err(code) = crate::find::add_listed(&mut a.find) {
         return Ok(Err(code));
+    }
+    // A reference directory is searched too, or it would protect nothing.
+    for r in &a.reference {
+        let real = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
+        let covered = a
+            .find
+            .paths
+            .iter()
+            .any(|p| std::fs::canonicalize(p).is_ok_and(|p| real.starts_with(p)));
+        if !covered && !a.find.paths.is_empty() {
+            a.find.paths.push(r.clone());
+        }
     }
     if a.find.paths.is_empty() {
         ui::warn("dedupe: no paths given (and no --from REPORT)");
@@ -185,7 +235,7 @@ fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<
     let opts = plan_options(&a)?;
     // Settle what an earlier, killed run left half done before reading
     // the tree again.
-    if a.journal.is_none() {
+    if a.journal.is_none() && !a.dry_run {
         recover_all();
     }
     let groups = match groups(&mut a, interrupt)? {
@@ -294,6 +344,8 @@ fn recover_all() {
     for j in journals(&dir) {
         let mut r = act::UndoReport::default();
         match act::recover(&j, &mut r) {
+            // A run going on now: its journal is its own.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Ok(_) if r.recovered_done + r.recovered_not_done > 0 => ui::warn(format_args!(
                 "dedupe: settled {} left half done by an interrupted run ({})",
                 plural(r.recovered_done + r.recovered_not_done, "change", "changes"),
@@ -314,13 +366,7 @@ pub fn undo(a: UndoArgs) -> anyhow::Result<u8> {
             .unwrap_or_default()
             .into_iter()
             .rev()
-            .find(|j| {
-                act::journal::read(j).is_ok_and(|log| {
-                    log.ops
-                        .iter()
-                        .any(|o| matches!(o.state, act::OpState::Done | act::OpState::Pending))
-                })
-            })
+            .find(|j| act::journal::read(j).is_ok_and(|log| act::undo_reversible(&log)))
             .ok_or_else(|| anyhow::anyhow!("no run to undo"))?,
     };
     let r = act::undo(&path)?;

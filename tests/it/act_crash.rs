@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::act::{blob, contents, contents_of, dedupe, snapshot, undo, Node};
-use crate::util::{code, run, stderr, Tree};
+use crate::util::{run, stderr, Tree};
 
 /// The tree for crash tests: `groups` groups of three copies.
 fn crash_tree(groups: usize) -> Tree {
@@ -101,7 +101,8 @@ fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
     }
 }
 
-/// `SIGKILL` at random moments: 34 kills for each of link, move and remove.
+/// `SIGKILL` at random moments: 34 kills for each of link, move and
+/// remove, most of them while the run changes files.
 #[test]
 fn sigkill_at_random_moments_loses_nothing() {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
@@ -113,17 +114,32 @@ fn sigkill_at_random_moments_loses_nothing() {
     };
     let mut landed = 0;
     let mut mid_act = 0;
+    // When the journal appears (the search is over) in a run of `cmd`.
+    let journal_made = |state: &Path, child: &mut std::process::Child| {
+        let dir = state.join("dedupe/journal");
+        while fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()) {
+            if child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
     for verb in ["link", "move", "remove"] {
-        // How long an uncut run takes here, to spread the kills over it.
-        let t = crash_tree(40);
+        // How long an uncut run acts here, to spread the kills over that.
+        let t = crash_tree(100);
         let state = tempfile::tempdir().unwrap();
-        let start = Instant::now();
         let mut c = dedupe(state.path());
-        c.args(verb_args(verb, &t)).arg(t.path("t"));
-        assert_eq!(code(&run(c)), 0);
-        let full = start.elapsed().as_micros() as u64;
-        for _ in 0..34 {
-            let t = crash_tree(40);
+        c.args(verb_args(verb, &t))
+            .arg(t.path("t"))
+            .stdout(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let start = Instant::now();
+        journal_made(state.path(), &mut child);
+        let search = start.elapsed();
+        assert!(child.wait().unwrap().success());
+        let acting = start.elapsed().saturating_sub(search).as_micros() as u64;
+        for i in 0..34 {
+            let t = crash_tree(100);
             let state = tempfile::tempdir().unwrap();
             let before = snapshot(&t.path("t"));
             let mut c = dedupe(state.path());
@@ -132,7 +148,15 @@ fn sigkill_at_random_moments_loses_nothing() {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
             let mut child = c.spawn().unwrap();
-            std::thread::sleep(Duration::from_micros(next() % full.max(1)));
+            // One kill in six anywhere (the search too), the rest while
+            // it changes files.
+            let window = if i % 6 == 0 {
+                (search.as_micros() as u64 + acting).max(1)
+            } else {
+                journal_made(state.path(), &mut child);
+                acting.max(1)
+            };
+            std::thread::sleep(Duration::from_micros(next() % window));
             let _ = child.kill();
             let status = child.wait().unwrap();
             if status.code().is_none() {
@@ -156,7 +180,7 @@ fn sigkill_at_random_moments_loses_nothing() {
     println!("{landed} of 102 kills landed mid-run, {mid_act} while changing files");
     assert!(landed >= 60, "only {landed} of 102 kills landed mid-run");
     assert!(
-        mid_act >= 40,
+        mid_act >= 60,
         "only {mid_act} kills landed while files were changed"
     );
 }

@@ -4,6 +4,7 @@
 
 mod act;
 mod act_crash;
+mod act_review;
 mod cache;
 mod cli;
 mod find;

@@ -1,8 +1,8 @@
 //! File-system steps of an action, each on a directory handle: the parent
-//! directory is opened once (`O_NOFOLLOW` on its last component), the file
-//! is named relative to it, and its device and inode are checked against
-//! the report before anything happens, so a directory swapped for a
-//! symlink mid-run cannot redirect a change to another file.
+//! directory is opened once, the file is named relative to it (never
+//! through a symlink), and its device and inode are checked against the
+//! report before anything happens, so a directory swapped for a symlink
+//! mid-run cannot redirect a change to another file.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -20,15 +20,17 @@ pub(crate) struct At {
     pub(crate) name: PathBuf,
 }
 
-/// Opens the parent directory of `path` (the last component must not be a
-/// symlink); `path` must have a file name.
+/// Opens the parent directory of `path`; `path` must have a file name.
+/// Symlinks on the way are followed (a root may be one): what makes this
+/// safe against a directory swapped for a symlink is that every step then
+/// checks the name's device and inode against the scan before it acts.
 pub(crate) fn at(path: &Path) -> Result<At, Errno> {
     let name = path.file_name().ok_or(Errno::INVAL)?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = match crate::fsutil::open(parent, flags) {
         // A directory we may search but not list: handles still work for
         // every *at call; only its fsync is lost.
@@ -102,6 +104,30 @@ pub(crate) fn same_bytes(a: impl AsFd, b: impl AsFd) -> Result<bool, Errno> {
             return Ok(true);
         }
     }
+}
+
+/// A file's extended attributes (names and values, sorted); an error
+/// (no support on this file system) reads as none.
+pub(crate) fn xattrs(fd: impl AsFd) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::flistxattr(&fd, &mut names[..]) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = names[..n]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            let mut value = vec![0u8; 65_536];
+            let len = std::ffi::CString::new(name)
+                .ok()
+                .and_then(|c| rustix::fs::fgetxattr(&fd, c.as_c_str(), &mut value[..]).ok())
+                .unwrap_or(0);
+            value.truncate(len);
+            (name.to_vec(), value)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Reads until `buf` is full or the file ends.

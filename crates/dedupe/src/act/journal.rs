@@ -133,12 +133,25 @@ pub struct Op {
     pub algo: String,
     /// Where it stands.
     pub state: OpState,
+    /// A copy `undo` began writing beside the victim (removed by recovery
+    /// if the undo was killed before renaming it into place).
+    pub undo_tmp: Option<PathBuf>,
 }
 
 /// An open journal, appended to and synced line by line.
 pub struct Journal {
     file: File,
     path: PathBuf,
+}
+
+/// Takes the journal's lock (released when the file is closed); false if
+/// another process holds it.
+fn lock(file: &File) -> io::Result<bool> {
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn path_json(p: &Path) -> Value {
@@ -150,15 +163,21 @@ impl Journal {
     /// 0700: it names the user's files).
     pub fn create(path: &Path, header: &Value) -> io::Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            // Only a directory made here is made private: an existing one
+            // (a home, /tmp) keeps its mode.
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
         }
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
             .mode(0o600)
             .open(path)?;
+        // Held for the run: recovery by another process leaves it alone.
+        lock(&file)?;
         let mut j = Journal {
             file,
             path: path.to_path_buf(),
@@ -169,13 +188,28 @@ impl Journal {
         Ok(j)
     }
 
-    /// Opens an existing journal to append outcomes (recovery, undo).
-    pub fn append(path: &Path) -> io::Result<Journal> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Journal {
+    /// Opens an existing journal to append outcomes (recovery, undo),
+    /// after the line a crash may have cut short. `Ok(None)`: a running
+    /// process holds it.
+    pub fn append(path: &Path) -> io::Result<Option<Journal>> {
+        let mut file = OpenOptions::new().read(true).append(true).open(path)?;
+        if !lock(&file)? {
+            return Ok(None);
+        }
+        use std::io::{Read, Seek, SeekFrom};
+        let len = file.seek(SeekFrom::End(0))?;
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Some(Journal {
             file,
             path: path.to_path_buf(),
-        })
+        }))
     }
 
     /// The journal's path.
@@ -191,39 +225,42 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Records that `op` is about to happen.
-    pub(crate) fn intent(&mut self, op: &Op) -> io::Result<()> {
-        let opt = |p: &Option<PathBuf>| p.as_deref().map_or(Value::Null, path_json);
-        self.line(&json!({
-            "type": "intent",
-            "op": op.op,
-            "kind": op.kind.name(),
-            "victim": path_json(&op.victim),
-            "keep": path_json(&op.keep),
-            "tmp": opt(&op.tmp),
-            "dest": opt(&op.dest),
-            "target": opt(&op.target),
-            "victim_stat": op.victim_stat,
-            "keep_stat": op.keep_stat,
-            "hash": op.hash,
-            "algo": op.algo,
-        }))
+    /// Writes records and waits until all are on disk.
+    fn lines(&mut self, vs: impl Iterator<Item = Value>) -> io::Result<()> {
+        let mut text = Vec::new();
+        for v in vs {
+            serde_json::to_writer(&mut text, &v)?;
+            text.push(b'\n');
+        }
+        self.file.write_all(&text)?;
+        self.file.sync_data()
     }
 
-    /// Records an outcome of `op`: `done`, `not_done` (with why) or
+    /// Records that these changes are about to happen.
+    pub(crate) fn intents<'a>(&mut self, ops: impl Iterator<Item = &'a Op>) -> io::Result<()> {
+        self.lines(ops.map(intent_json))
+    }
+
+    /// Records outcomes: `(op, state, why)`.
+    pub(crate) fn outcomes(
+        &mut self,
+        outcomes: impl Iterator<Item = (u64, OpState, Option<String>)>,
+    ) -> io::Result<()> {
+        self.lines(outcomes.filter_map(|(op, state, why)| outcome_json(op, state, why.as_deref())))
+    }
+
+    /// Records one outcome of `op`: `done`, `not_done` (with why) or
     /// `undone`.
     pub(crate) fn outcome(&mut self, op: u64, state: OpState, why: Option<&str>) -> io::Result<()> {
-        let name = match state {
-            OpState::Done => "done",
-            OpState::NotDone => "not_done",
-            OpState::Undone => "undone",
-            OpState::Pending => return Ok(()),
-        };
-        let mut v = json!({"type": name, "op": op});
-        if let Some(w) = why {
-            v["why"] = json!(w);
+        match outcome_json(op, state, why) {
+            Some(v) => self.line(&v),
+            None => Ok(()),
         }
-        self.line(&v)
+    }
+
+    /// Records that `undo` is about to write a copy at `tmp` for `op`.
+    pub(crate) fn undo_intent(&mut self, op: u64, tmp: &Path) -> io::Result<()> {
+        self.line(&json!({"type": "undo_intent", "op": op, "tmp": path_json(tmp)}))
     }
 
     /// Records that the run ended (every change has its outcome).
@@ -232,6 +269,38 @@ impl Journal {
         e["type"] = json!("end");
         self.line(&e)
     }
+}
+
+fn intent_json(op: &Op) -> Value {
+    let opt = |p: &Option<PathBuf>| p.as_deref().map_or(Value::Null, path_json);
+    json!({
+        "type": "intent",
+        "op": op.op,
+        "kind": op.kind.name(),
+        "victim": path_json(&op.victim),
+        "keep": path_json(&op.keep),
+        "tmp": opt(&op.tmp),
+        "dest": opt(&op.dest),
+        "target": opt(&op.target),
+        "victim_stat": op.victim_stat,
+        "keep_stat": op.keep_stat,
+        "hash": op.hash,
+        "algo": op.algo,
+    })
+}
+
+fn outcome_json(op: u64, state: OpState, why: Option<&str>) -> Option<Value> {
+    let name = match state {
+        OpState::Done => "done",
+        OpState::NotDone => "not_done",
+        OpState::Undone => "undone",
+        OpState::Pending => return None,
+    };
+    let mut v = json!({"type": name, "op": op});
+    if let Some(w) = why {
+        v["why"] = json!(w);
+    }
+    Some(v)
 }
 
 /// A journal read back.
@@ -252,8 +321,10 @@ fn get_path(v: &Value, k: &str) -> Option<PathBuf> {
 /// Reads a journal. A last line cut short by a crash is ignored; any other
 /// bad line is an error.
 pub fn read(path: &Path) -> io::Result<JournalLog> {
-    let lines: Vec<String> = BufReader::new(File::open(path)?)
-        .lines()
+    // Bytes, not text: a line cut inside a multi-byte character is still
+    // just a cut line.
+    let lines: Vec<Vec<u8>> = BufReader::new(File::open(path)?)
+        .split(b'\n')
         .collect::<io::Result<_>>()?;
     let bad = |i: usize, what: &str| {
         io::Error::new(
@@ -264,7 +335,10 @@ pub fn read(path: &Path) -> io::Result<JournalLog> {
     let mut log = JournalLog::default();
     let mut ops: BTreeMap<u64, Op> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
-        let v: Value = match serde_json::from_str(line) {
+        if line.is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) if i + 1 == lines.len() => break,
             Err(e) => return Err(bad(i, &e.to_string())),
@@ -293,10 +367,17 @@ pub fn read(path: &Path) -> io::Result<JournalLog> {
                         hash: v.get("hash")?.as_str()?.to_string(),
                         algo: v.get("algo")?.as_str()?.to_string(),
                         state: OpState::Pending,
+                        undo_tmp: None,
                     })
                 })()
                 .ok_or_else(|| bad(i, "incomplete intent"))?;
                 ops.insert(op.op, op);
+            }
+            Some("undo_intent") => {
+                let op = n
+                    .and_then(|n| ops.get_mut(&n))
+                    .ok_or_else(|| bad(i, "undo of an unknown change"))?;
+                op.undo_tmp = get_path(&v, "tmp");
             }
             Some(kind @ ("done" | "not_done" | "undone")) => {
                 let op = n

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub use exec::{execute, ActReport, CrashPoint, ExecOptions, Outcome, Skip};
 pub use journal::{Journal, JournalLog, Op, OpKind, OpState, StatRec};
 pub use plan::{glob, move_dest, plan, GroupPlan, Held, KeepRule, Plan, PlanOptions, Step};
-pub use undo::{recover, undo, UndoReport};
+pub use undo::{recover, reversible as undo_reversible, undo, UndoReport};
 
 /// What to do with each copy that is not kept.
 #[derive(Clone, Debug, PartialEq, Eq)]

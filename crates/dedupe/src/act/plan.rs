@@ -3,6 +3,7 @@
 //! these very values and the executor runs them.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -171,6 +172,14 @@ fn root_of(roots: &[PathBuf], path: &Path) -> usize {
         .unwrap_or(roots.len())
 }
 
+/// The real path of `p` (symlinks resolved), or its absolute spelling if
+/// it cannot be resolved.
+fn real(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn depth(p: &Path) -> usize {
     p.components().count()
 }
@@ -209,8 +218,16 @@ pub fn move_dest(dir: &Path, roots: &[PathBuf], path: &Path) -> PathBuf {
         .iter()
         .find_map(|r| path.strip_prefix(r).ok())
         .filter(|r| !r.as_os_str().is_empty())
-        .unwrap_or_else(|| path.strip_prefix("/").unwrap_or(path));
-    dir.join(rel)
+        .unwrap_or(path);
+    // Only plain names below `dir`: a `..` in a report's path must not
+    // lead out of it.
+    let mut out = dir.to_path_buf();
+    for c in rel.components() {
+        if let std::path::Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Plans `action` over `groups`.
@@ -221,8 +238,32 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
     } else {
         &opts.keep
     };
-    let is_ref = |f: &GroupFile| opts.references.iter().any(|r| f.starts_with(r));
-    let is_protected = |f: &GroupFile| opts.protect.iter().any(|g| g.is_match(&f.path));
+    // References and protections hold however a path is spelled: a file
+    // is compared by its real path too (`./t/ref/x`, `t/ref/x` and a path
+    // through a symlinked root are one place).
+    let references: Vec<PathBuf> = opts.references.iter().map(|r| real(r)).collect();
+    let mut parents: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut real_of = |f: &GroupFile| -> PathBuf {
+        let parent = f.parent().unwrap_or(Path::new("."));
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir = parents
+            .entry(parent.to_path_buf())
+            .or_insert_with(|| real(parent))
+            .clone();
+        f.file_name().map_or(dir.clone(), |n| dir.join(n))
+    };
+    let mut is_ref = |f: &GroupFile| {
+        // Resolving costs a system call per path component: only when
+        // there is something to compare with.
+        !references.is_empty() && {
+            let r = real_of(f);
+            references.iter().any(|d| r.starts_with(d))
+        }
+    };
     let mut out = Plan {
         action: action.clone(),
         groups: Vec::new(),
@@ -233,10 +274,24 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
             continue;
         }
         // References first, then the chain.
+        let refs: HashMap<&Path, bool> = g
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), is_ref(f)))
+            .collect();
+        let reference = |f: &GroupFile| refs[f.path.as_path()];
+        let is_protected = |f: &GroupFile| {
+            !opts.protect.is_empty() && {
+                let r = real(&f.path);
+                opts.protect
+                    .iter()
+                    .any(|g| g.is_match(&f.path) || g.is_match(&r))
+            }
+        };
         let mut files: Vec<&GroupFile> = g.files.iter().collect();
         files.sort_by(|a, b| {
-            is_ref(b)
-                .cmp(&is_ref(a))
+            reference(b)
+                .cmp(&reference(a))
                 .then_with(|| rank(rules, &opts.roots, a, b))
         });
         let keep = files[0];
@@ -246,7 +301,7 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
         for &f in &files[1..] {
             let why = if f.stamp.id == keep.stamp.id {
                 Some(Held::SameFile)
-            } else if is_ref(f) {
+            } else if reference(f) {
                 Some(Held::Reference)
             } else if is_protected(f) {
                 Some(Held::Protected)

@@ -84,15 +84,40 @@ fn settle(op: &Op) -> io::Result<bool> {
     }
 }
 
-/// Settles every change of the journal at `path` a killed run left without
-/// an outcome; returns the journal as it now stands.
+/// Opens the journal at `path` for recovery or undo, holding its lock;
+/// `WouldBlock` if a running `dedupe` holds it.
+fn open_locked(path: &Path) -> io::Result<Journal> {
+    Journal::append(path)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is in use by a running dedupe", path.display()),
+        )
+    })
+}
+
+/// Settles every change of the journal at `path` a killed run (or undo)
+/// left without an outcome; returns the journal as it now stands.
 pub fn recover(path: &Path, report: &mut UndoReport) -> io::Result<journal::JournalLog> {
+    let mut j = open_locked(path)?;
+    recover_locked(path, &mut j, report)
+}
+
+fn recover_locked(
+    path: &Path,
+    j: &mut Journal,
+    report: &mut UndoReport,
+) -> io::Result<journal::JournalLog> {
     let mut log = journal::read(path)?;
-    if log.ops.iter().all(|o| o.state != OpState::Pending) && log.ended {
-        return Ok(log);
-    }
-    let mut j = Journal::append(path)?;
-    for op in log.ops.iter_mut().filter(|o| o.state == OpState::Pending) {
+    for op in &mut log.ops {
+        // A copy a killed undo left behind (the rename never happened).
+        if let (Some(tmp), true) = (&op.undo_tmp, op.state != OpState::Undone) {
+            if let Ok(v) = fsops::at(&op.victim) {
+                let _ = rustix::fs::unlinkat(&v.dir, tmp.as_path(), AtFlags::empty());
+            }
+        }
+        if op.state != OpState::Pending {
+            continue;
+        }
         let done = settle(op)?;
         op.state = if done {
             OpState::Done
@@ -113,11 +138,18 @@ pub fn recover(path: &Path, report: &mut UndoReport) -> io::Result<journal::Jour
     Ok(log)
 }
 
+/// Whether a journal holds a change `undo` could reverse.
+pub fn reversible(log: &journal::JournalLog) -> bool {
+    log.ops
+        .iter()
+        .any(|o| o.kind != OpKind::Remove && matches!(o.state, OpState::Done | OpState::Pending))
+}
+
 /// Reverses the run journaled at `path` (after recovering it).
 pub fn undo(path: &Path) -> io::Result<UndoReport> {
     let mut report = UndoReport::default();
-    let log = recover(path, &mut report)?;
-    let mut j = Journal::append(path)?;
+    let mut j = open_locked(path)?;
+    let log = recover_locked(path, &mut j, &mut report)?;
     for op in log.ops.iter().rev().filter(|o| o.state == OpState::Done) {
         let result = match op.kind {
             OpKind::Remove => {
@@ -125,7 +157,7 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
                 continue;
             }
             OpKind::Move => move_back(op),
-            OpKind::Link | OpKind::Symlink => restore_copy(op),
+            OpKind::Link | OpKind::Symlink => restore_copy(op, &mut j),
         };
         match result {
             Ok(()) => {
@@ -160,7 +192,7 @@ fn move_back(op: &Op) -> io::Result<()> {
     Ok(())
 }
 
-fn restore_copy(op: &Op) -> io::Result<()> {
+fn restore_copy(op: &Op, j: &mut Journal) -> io::Result<()> {
     let v = fsops::at(&op.victim)?;
     if !is_ours(&v, &v.name, op) {
         return Err(other("the path no longer holds the link dedupe made"));
@@ -175,6 +207,7 @@ fn restore_copy(op: &Op) -> io::Result<()> {
         Mode::empty(),
     )?;
     let tmp = fsops::temp_name(op.op);
+    j.undo_intent(op.op, &tmp)?;
     let mode = Mode::from_raw_mode(op.victim_stat.mode & 0o7777);
     let dst = rustix::fs::openat(
         &v.dir,
