@@ -6,11 +6,12 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use dedupe::act::{self, Action, ExecOptions, Held, KeepRule, Outcome, Plan, PlanOptions, Step};
-use dedupe::report::{escape, human_bytes, plural, JsonPath};
+use dedupe::act::{self, Action, ExecOptions, KeepRule, PlanOptions};
+use dedupe::report::{escape, plural, JsonPath};
 use dedupe::DuplicateGroup;
 use serde_json::json;
 
+use crate::act_print::Printer;
 use crate::args::{FindArgs, FindFormat};
 use crate::ui::{self, exit, Ui};
 use crate::Interrupt;
@@ -388,123 +389,4 @@ pub fn undo(a: UndoArgs) -> anyhow::Result<u8> {
     } else {
         exit::PARTIAL
     })
-}
-
-/// Prints steps and the summary in the chosen format.
-struct Printer {
-    format: FindFormat,
-    verb: &'static str,
-    dry_run: bool,
-    steps: Vec<serde_json::Value>,
-    out: io::BufWriter<io::Stdout>,
-}
-
-impl Printer {
-    fn new(format: FindFormat, action: &Action, dry_run: bool) -> Printer {
-        Printer {
-            format,
-            verb: action.name(),
-            dry_run,
-            steps: Vec::new(),
-            out: io::BufWriter::new(io::stdout()),
-        }
-    }
-
-    fn step(&mut self, _plan: &Plan, _i: usize, s: &Step, outcome: Option<&Outcome>) {
-        let (state, why) = match outcome {
-            None => ("planned", None),
-            Some(Outcome::Done) => ("done", None),
-            Some(Outcome::Skipped(k)) => ("skipped", Some(k.to_string())),
-            Some(Outcome::Failed(e)) => ("failed", Some(e.clone())),
-        };
-        let v = json!({
-            "type": "step", "group": s.group, "action": self.verb, "state": state,
-            "keep": JsonPath::of(&s.keep).to_value(), "victim": JsonPath::of(&s.victim).to_value(),
-            "dest": s.dest.as_deref().map(|d| JsonPath::of(d).to_value()), "size": s.size, "why": why,
-        });
-        match self.format {
-            FindFormat::Jsonl => {
-                let _ = writeln!(self.out, "{v}");
-            }
-            FindFormat::Json => self.steps.push(v),
-            _ => {
-                let dest = s
-                    .dest
-                    .as_deref()
-                    .map(|d| format!(" -> {}", escape(d)))
-                    .unwrap_or_default();
-                let why = why.map(|w| format!(": {w}")).unwrap_or_default();
-                let _ = writeln!(
-                    self.out,
-                    "{state} {} {}{dest} (keep {}){why}",
-                    self.verb,
-                    escape(&s.victim),
-                    escape(&s.keep)
-                );
-            }
-        }
-    }
-
-    fn held(&mut self, plan: &Plan) {
-        if !matches!(self.format, FindFormat::Text) {
-            return;
-        }
-        for g in &plan.groups {
-            for (f, why) in &g.held {
-                let why = match why {
-                    Held::Kept => "kept",
-                    Held::Reference => "under a --reference directory",
-                    Held::Protected => "matches --protect",
-                    Held::SameFile => "the same file as the kept copy",
-                    Held::SameRoot => "same root as the kept copy (--isolate)",
-                };
-                let _ = writeln!(self.out, "left {}: {why}", escape(f));
-            }
-        }
-    }
-
-    fn summary(&mut self, plan: &Plan, r: Option<&act::ActReport>, journal: Option<&Path>) {
-        let s = json!({
-            "type": "summary", "action": self.verb, "dry_run": self.dry_run,
-            "groups": plan.groups.len(), "planned": plan.steps.len(), "planned_bytes": plan.bytes(),
-            "done": r.map(|r| r.done), "skipped": r.map(|r| r.skipped), "failed": r.map(|r| r.failed),
-            "bytes": r.map(|r| r.bytes), "interrupted": r.is_some_and(|r| r.interrupted),
-            "journal": journal.map(|j| JsonPath::of(j).to_value()),
-        });
-        match self.format {
-            FindFormat::Jsonl => {
-                let _ = writeln!(self.out, "{s}");
-            }
-            FindFormat::Json => {
-                let doc = json!({"steps": std::mem::take(&mut self.steps), "summary": s});
-                let _ = writeln!(self.out, "{doc}");
-            }
-            _ => {
-                let _ = match r {
-                    None => writeln!(
-                        self.out,
-                        "{}: {} {} in {}, freeing {}",
-                        if self.dry_run {
-                            "dry run"
-                        } else {
-                            "nothing to do"
-                        },
-                        self.verb,
-                        plural(plan.steps.len() as u64, "file", "files"),
-                        plural(plan.groups.len() as u64, "group", "groups"),
-                        human_bytes(plan.bytes())
-                    ),
-                    Some(r) => writeln!(
-                        self.out,
-                        "{} done, {} skipped, {} failed; {} freed",
-                        r.done,
-                        r.skipped,
-                        r.failed,
-                        human_bytes(r.bytes)
-                    ),
-                };
-            }
-        }
-        let _ = self.out.flush();
-    }
 }

@@ -2,6 +2,7 @@
 //! exit code. Everything else lives in the `dedupe` library crate.
 
 mod act;
+mod act_print;
 mod args;
 mod bars;
 mod cache;

@@ -1,15 +1,14 @@
-//! Running a plan. Each step, in order:
+//! Running a plan, a batch of steps at a time:
 //!
-//! 1. re-`lstat` the victim and the kept file through their parent
-//!    directory handles: both must be exactly what was hashed (device,
-//!    inode, size, mtime, ctime, a regular file), else the step is skipped;
-//! 2. compare their bytes, side by side, to the end;
-//! 3. journal the intent (synced);
-//! 4. change: a link is made at a fresh name in the victim's directory and
-//!    renamed over the victim, so the victim's path never disappears;
-//!    a move is a `renameat2(RENAME_NOREPLACE)`; a removal an `unlinkat`;
-//!    the victim is re-checked right before;
-//! 5. journal the outcome (synced).
+//! 1. each step re-`lstat`s the victim and the kept file through their
+//!    parent directory handles: both must be exactly what was hashed
+//!    (device, inode, size, mtime, ctime, a regular file), else it is
+//!    skipped; then the rules; then their bytes are compared to the end;
+//! 2. the batch's intents are journaled (one sync);
+//! 3. each change is made ([`super::change`]), the victim re-checked
+//!    right before;
+//! 4. the file systems touched are synced, then the outcomes journaled
+//!    (one sync).
 //!
 //! A write into the victim between the comparison and the rename is lost
 //! with the victim's inode; no tool on Linux can close that window without
@@ -17,11 +16,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rustix::fs::{AtFlags, RenameFlags};
-use rustix::io::Errno;
-
+use super::change::{move_to, remove, replace, symlink_target};
 use super::fsops::{self, At};
 use super::journal::{Journal, Op, OpKind, OpState, StatRec};
 use super::plan::{Plan, Step};
@@ -302,7 +299,7 @@ fn run_batches(
     Ok(())
 }
 
-fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {
+pub(super) fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {
     if opts.crash_at == Some((op, at)) {
         std::process::abort();
     }
@@ -429,119 +426,4 @@ fn prepare(
         frees: vst.st_nlink == 1,
         vf,
     })
-}
-
-/// What a symbolic link at `victim` should hold to reach `keep`: relative
-/// from the victim's real directory when asked, else the kept file's real
-/// absolute path; either way checked after creation.
-fn symlink_target(action: &Action, victim: &Path, keep: &Path) -> io::Result<PathBuf> {
-    let keep = std::fs::canonicalize(keep)?;
-    let relative = matches!(action, Action::Link { relative: true, .. });
-    if !relative {
-        return Ok(keep);
-    }
-    let dir = victim.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))?;
-    Ok(fsops::relative(&dir, &keep))
-}
-
-fn still(v: &At, stamp: &FileStamp) -> bool {
-    v.stat().is_ok_and(|st| fsops::unchanged(&st, stamp))
-}
-
-fn keeper_alive(k: &At, kst: &rustix::fs::Stat) -> bool {
-    k.stat()
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino) && st.st_nlink > 0)
-}
-
-fn remove(v: &At, stamp: &FileStamp, k: &At, kst: &rustix::fs::Stat) -> Outcome {
-    if !still(v, stamp) {
-        return Outcome::Skipped(Skip::VictimChanged);
-    }
-    // The last copy must never go: the kept file is still there.
-    if !keeper_alive(k, kst) {
-        return Outcome::Skipped(Skip::KeptChanged);
-    }
-    match rustix::fs::unlinkat(&v.dir, &v.name, AtFlags::empty()) {
-        Ok(()) => Outcome::Done,
-        Err(e) => failed(format!("cannot remove: {e}")),
-    }
-}
-
-fn replace(
-    op: &Op,
-    opts: &ExecOptions,
-    v: &At,
-    stamp: &FileStamp,
-    k: &At,
-    kst: &rustix::fs::Stat,
-) -> Outcome {
-    let tmp = op.tmp.as_deref().expect("links have a temporary name");
-    let made = match &op.target {
-        Some(target) => rustix::fs::symlinkat(target.as_path(), &v.dir, tmp),
-        None => rustix::fs::linkat(&k.dir, &k.name, &v.dir, tmp, AtFlags::empty()),
-    };
-    if let Err(e) = made {
-        return match e {
-            Errno::XDEV => Outcome::Skipped(Skip::OtherDevice),
-            e => failed(format!("cannot create the link: {e}")),
-        };
-    }
-    crash(opts, op.op, CrashPoint::AfterTemp);
-    let drop_tmp = || {
-        let _ = rustix::fs::unlinkat(&v.dir, tmp, AtFlags::empty());
-    };
-    // The new name must reach the kept inode (a symlink through whatever
-    // its path resolves to now).
-    let flags = if op.target.is_some() {
-        AtFlags::empty()
-    } else {
-        AtFlags::SYMLINK_NOFOLLOW
-    };
-    let reaches = rustix::fs::statat(&v.dir, tmp, flags)
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino));
-    if !reaches || !keeper_alive(k, kst) {
-        drop_tmp();
-        return Outcome::Skipped(Skip::KeptChanged);
-    }
-    if !still(v, stamp) {
-        drop_tmp();
-        return Outcome::Skipped(Skip::VictimChanged);
-    }
-    if let Err(e) = rustix::fs::renameat(&v.dir, tmp, &v.dir, &v.name) {
-        drop_tmp();
-        return failed(format!("cannot rename the link into place: {e}"));
-    }
-    // rename(2) does nothing when both names are links of one inode (the
-    // victim became a link of the kept file meanwhile): the temporary
-    // name is then still there.
-    if rustix::fs::statat(&v.dir, tmp, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-        drop_tmp();
-    }
-    Outcome::Done
-}
-
-fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome {
-    let Some(dest) = dest else {
-        return failed("no destination");
-    };
-    if let Some(parent) = dest.parent() {
-        if let Err(e) = std::fs::create_dir_all(parent) {
-            return failed(format!("cannot create {}: {e}", parent.display()));
-        }
-    }
-    let d = match fsops::at(dest) {
-        Ok(d) => d,
-        Err(e) => return failed(format!("cannot open the destination directory: {e}")),
-    };
-    if !still(v, stamp) {
-        return Outcome::Skipped(Skip::VictimChanged);
-    }
-    match rustix::fs::renameat_with(&v.dir, &v.name, &d.dir, &d.name, RenameFlags::NOREPLACE) {
-        // Made durable with the batch (`syncfs`), before its outcome.
-        Ok(()) => Outcome::Done,
-        Err(Errno::XDEV) => Outcome::Skipped(Skip::OtherDevice),
-        Err(Errno::EXIST) => Outcome::Skipped(Skip::DestExists),
-        Err(e) => failed(format!("cannot move: {e}")),
-    }
 }

@@ -6,6 +6,7 @@
 //! → [`execute`] (re-check, compare bytes, journal, change atomically) →
 //! [`undo`]. See each module for its rules.
 
+mod change;
 mod exec;
 mod fsops;
 pub mod journal;
