@@ -113,6 +113,20 @@ pub(super) fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome
     let Some(dest) = dest else {
         return failed("no destination");
     };
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    // A rename cannot cross file systems: say so before creating any
+    // directory there.
+    let existing = dest.ancestors().skip(1).find(|a| a.exists());
+    if let (Some(a), Ok(vst)) = (existing, v.stat()) {
+        if std::fs::metadata(a).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.dev() != vst.st_dev
+        }) {
+            return Outcome::Skipped(Skip::OtherDevice);
+        }
+    }
     if let Some(parent) = dest.parent() {
         if let Err(e) = std::fs::create_dir_all(parent) {
             return failed(format!("cannot create {}: {e}", parent.display()));
