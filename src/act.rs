@@ -280,6 +280,7 @@ fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<
         allow_metadata_change: a.allow_metadata_change,
         allow_other_links: a.allow_other_links,
         crash_at: crash_point(),
+        before_changes: None,
     };
     let stop = || interrupt.fired();
     let mut index = 0;

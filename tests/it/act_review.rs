@@ -228,3 +228,51 @@ fn move_into_the_searched_tree_is_refused() {
     assert!(stderr(&o).contains("inside"), "{}", stderr(&o));
     assert_eq!(snapshot(&t.path("t")), before);
 }
+
+/// Second review: a step whose directory is gone cannot stop recovery of
+/// the others, and undo never depends on a hash a report claimed.
+#[test]
+fn undo_survives_a_vanished_directory_and_a_wrong_report_hash() {
+    let t = Tree::new();
+    t.file("t/x/a", blob(7, 5_000));
+    t.file("t/x/b", blob(7, 5_000));
+    t.file("t/y/c", blob(7, 5_000));
+    let state = tempfile::tempdir().unwrap();
+    let mut c = dedupe(state.path());
+    c.args(["link"])
+        .arg(t.path("t"))
+        .env("DEDUPE_CRASH_AT", "2:intent");
+    let o = run(c);
+    assert!(o.status.code().is_none(), "{}", stderr(&o));
+    // Step 1 (t/x/b) was made; step 2's directory goes away.
+    fs::remove_dir_all(t.path("t/y")).unwrap();
+    let u = undo(state.path());
+    assert_eq!(code(&u), 0, "{}{}", stderr(&u), out(&u));
+    assert_ne!(
+        fs::metadata(t.path("t/x/a")).unwrap().ino(),
+        fs::metadata(t.path("t/x/b")).unwrap().ino(),
+        "the step that was made is undone"
+    );
+
+    // A report whose hash is wrong: the bytes decide, and the journal
+    // holds the hash of the bytes compared.
+    let t = Tree::new();
+    t.file("t/a", blob(8, 5_000));
+    t.file("t/b", blob(8, 5_000));
+    let before = snapshot(&t.path("t"));
+    let mut c = dedupe(state.path());
+    c.args(["find", "--format", "json"]).arg(t.path("t"));
+    let report = run(c);
+    let mut doc: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    doc["groups"][0]["hash"] = serde_json::json!("00".repeat(32));
+    let path = t.path("r.json");
+    fs::write(&path, doc.to_string()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut c = dedupe(state.path());
+    c.args(["link", "--from"]).arg(&path);
+    let o = run(c);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let u = undo(state.path());
+    assert_eq!(code(&u), 0, "{}{}", stderr(&u), out(&u));
+    assert_eq!(snapshot(&t.path("t")), before);
+}

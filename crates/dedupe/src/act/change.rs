@@ -37,17 +37,21 @@ fn still(v: &At, stamp: &FileStamp) -> bool {
     v.stat().is_ok_and(|st| fsops::unchanged(&st, stamp))
 }
 
-fn keeper_alive(k: &At, kst: &rustix::fs::Stat) -> bool {
+/// The kept file is still there and still holds what was compared: its
+/// size, mtime and ctime are what they were then (or after this run's own
+/// last link to it). Checked right before each change: a write into it
+/// after the comparison would otherwise leave no copy of the content.
+fn keeper_alive(k: &At, keep: &FileStamp) -> bool {
     k.stat()
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino) && st.st_nlink > 0)
+        .is_ok_and(|st| fsops::unchanged(&st, keep) && st.st_nlink > 0)
 }
 
-pub(super) fn remove(v: &At, stamp: &FileStamp, k: &At, kst: &rustix::fs::Stat) -> Outcome {
+pub(super) fn remove(v: &At, stamp: &FileStamp, k: &At, keep: &FileStamp) -> Outcome {
     if !still(v, stamp) {
         return Outcome::Skipped(Skip::VictimChanged);
     }
     // The last copy must never go: the kept file is still there.
-    if !keeper_alive(k, kst) {
+    if !keeper_alive(k, keep) {
         return Outcome::Skipped(Skip::KeptChanged);
     }
     match rustix::fs::unlinkat(&v.dir, &v.name, AtFlags::empty()) {
@@ -62,9 +66,14 @@ pub(super) fn replace(
     v: &At,
     stamp: &FileStamp,
     k: &At,
-    kst: &rustix::fs::Stat,
+    keep: &FileStamp,
 ) -> Outcome {
     let tmp = op.tmp.as_deref().expect("links have a temporary name");
+    // Checked before the link is made: the link itself moves the kept
+    // file's ctime.
+    if !keeper_alive(k, keep) {
+        return Outcome::Skipped(Skip::KeptChanged);
+    }
     let made = match &op.target {
         Some(target) => rustix::fs::symlinkat(target.as_path(), &v.dir, tmp),
         None => rustix::fs::linkat(&k.dir, &k.name, &v.dir, tmp, AtFlags::empty()),
@@ -87,8 +96,13 @@ pub(super) fn replace(
         AtFlags::SYMLINK_NOFOLLOW
     };
     let reaches = rustix::fs::statat(&v.dir, tmp, flags)
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino));
-    if !reaches || !keeper_alive(k, kst) {
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == (keep.id.dev, keep.id.ino));
+    // Since then only the ctime may have moved (by the link just made).
+    let unwritten = k.stat().is_ok_and(|st| {
+        let now = fsops::stamp_of(&st);
+        (now.id, now.size, now.mtime_ns) == (keep.id, keep.size, keep.mtime_ns) && st.st_nlink > 0
+    });
+    if !reaches || !unwritten {
         drop_tmp();
         return Outcome::Skipped(Skip::KeptChanged);
     }

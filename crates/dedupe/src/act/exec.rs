@@ -38,6 +38,10 @@ pub struct ExecOptions {
     /// Test hook: stop the process (`abort`) at this point of this step.
     #[doc(hidden)]
     pub crash_at: Option<(u64, CrashPoint)>,
+    /// Test hook: called when a batch is checked and journaled, right
+    /// before its changes.
+    #[doc(hidden)]
+    pub before_changes: Option<fn(&Plan)>,
 }
 
 /// Points inside a step where a test may stop the process.
@@ -238,18 +242,33 @@ fn run_batches(
             continue;
         }
         journal.intents(batch.iter().map(|r| &r.op))?;
+        if let Some(hook) = opts.before_changes {
+            hook(plan);
+        }
         let mut outcomes = Vec::with_capacity(batch.len());
         for r in &batch {
             crash(opts, r.op.op, CrashPoint::AfterIntent);
             let step = &plan.steps[r.index];
+            let was = fsops::stamp_of(&r.kst);
+            let keep = kept_now.get(&was.id).copied().unwrap_or(was);
             let outcome = match r.op.kind {
-                OpKind::Remove => remove(&r.v, &step.victim.stamp, &r.k, &r.kst),
+                OpKind::Remove => remove(&r.v, &step.victim.stamp, &r.k, &keep),
                 OpKind::Link | OpKind::Symlink => {
-                    replace(&r.op, opts, &r.v, &step.victim.stamp, &r.k, &r.kst)
+                    replace(&r.op, opts, &r.v, &step.victim.stamp, &r.k, &keep)
                 }
                 OpKind::Move => move_to(&r.v, &step.victim.stamp, r.op.dest.as_deref()),
             };
             crash(opts, r.op.op, CrashPoint::AfterChange);
+            // A hard link moves the kept file's ctime: take the new one as
+            // ours only if its size and mtime did not move (a write).
+            if outcome == Outcome::Done && r.op.kind == OpKind::Link {
+                if let Ok(st) = r.k.stat() {
+                    let now = fsops::stamp_of(&st);
+                    if (now.id, now.size, now.mtime_ns) == (keep.id, keep.size, keep.mtime_ns) {
+                        kept_now.insert(now.id, now);
+                    }
+                }
+            }
             outcomes.push(outcome);
         }
         // The changes on disk before their outcomes are: one syncfs per
@@ -284,14 +303,6 @@ fn run_batches(
         }))?;
         for (r, outcome) in batch.into_iter().zip(&outcomes) {
             let step = &plan.steps[r.index];
-            if *outcome == Outcome::Done && r.op.kind == OpKind::Link {
-                if let Ok(st) = r.k.stat() {
-                    let now = fsops::stamp_of(&st);
-                    if now.id == step.keep.stamp.id {
-                        kept_now.insert(now.id, now);
-                    }
-                }
-            }
             count(report, step, outcome, r.frees && r.op.kind != OpKind::Move);
             let _ = closer.send(r.vf);
         }
@@ -387,11 +398,13 @@ fn prepare(
             return Err(Skipped(Skip::Metadata));
         }
     }
-    match fsops::same_bytes(&vf, &kf) {
-        Ok(true) => {}
-        Ok(false) => return Err(Skipped(Skip::Differs)),
+    // The hash undo will check is computed here, from the bytes compared,
+    // never taken from a report.
+    let hash = match fsops::same_bytes(&vf, &kf, step.algo) {
+        Ok(Some(digest)) => digest,
+        Ok(None) => return Err(Skipped(Skip::Differs)),
         Err(e) => return Err(failed(format!("cannot compare: {e}"))),
-    }
+    };
     let target = match kind {
         OpKind::Symlink => match symlink_target(action, &step.victim, &step.keep) {
             Ok(t) => Some(t),
@@ -412,7 +425,7 @@ fn prepare(
         target,
         victim_stat: StatRec::of(&vst),
         keep_stat: StatRec::of(&kst),
-        hash: step.hash.to_hex(),
+        hash: hash.to_hex(),
         algo: step.algo.name().to_string(),
         state: OpState::Pending,
         undo_tmp: None,
@@ -426,4 +439,84 @@ fn prepare(
         frees: vst.st_nlink == 1,
         vf,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::FileId;
+    use crate::group::{DuplicateGroup, GroupFile};
+    use crate::hash::{Digest, HashAlgo};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+
+    fn member(p: &Path) -> GroupFile {
+        let m = std::fs::metadata(p).unwrap();
+        GroupFile {
+            path: p.to_path_buf(),
+            stamp: FileStamp {
+                size: m.len(),
+                id: FileId {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                },
+                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            },
+        }
+    }
+
+    /// The kept file written to after the comparison, before the changes:
+    /// no copy may go, or the compared content would exist nowhere.
+    #[test]
+    fn a_kept_file_written_after_the_comparison_stops_every_change() {
+        fn rewrite_kept(plan: &Plan) {
+            std::fs::write(&plan.steps[0].keep.path, b"MODIFIED").unwrap();
+        }
+        for action in [
+            Action::Remove,
+            Action::Link {
+                symbolic: false,
+                relative: false,
+            },
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            let paths: Vec<PathBuf> = ["k", "v1", "v2"].iter().map(|n| t.path().join(n)).collect();
+            for p in &paths {
+                std::fs::write(p, b"ORIGINAL").unwrap();
+            }
+            let group = DuplicateGroup {
+                id: 1,
+                size: 8,
+                hash: Digest::from_slice(&[0; 32]),
+                algo: HashAlgo::Blake3,
+                files: paths.iter().map(|p| member(p)).collect(),
+            };
+            let opts = super::super::PlanOptions {
+                keep: vec![super::super::KeepRule::ShortestPath],
+                ..Default::default()
+            };
+            let plan = super::super::plan(&[group], &action, &opts);
+            assert_eq!(plan.steps.len(), 2);
+            let mut journal =
+                Journal::create(&t.path().join("j/run.jsonl"), &serde_json::json!({})).unwrap();
+            let exec = ExecOptions {
+                before_changes: Some(rewrite_kept),
+                ..ExecOptions::default()
+            };
+            let mut outcomes = Vec::new();
+            execute(&plan, &exec, &mut journal, &|| false, |_, o| {
+                outcomes.push(o.clone());
+            })
+            .unwrap();
+            assert_eq!(
+                outcomes,
+                vec![Outcome::Skipped(Skip::KeptChanged); 2],
+                "{action:?}"
+            );
+            for v in &paths[1..] {
+                assert_eq!(std::fs::read(v).unwrap(), b"ORIGINAL", "{action:?}");
+            }
+        }
+    }
 }

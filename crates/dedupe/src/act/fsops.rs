@@ -89,20 +89,27 @@ pub(crate) fn is_file(st: &Stat) -> bool {
 }
 
 /// Whether two open files hold the same bytes, read side by side to the
-/// end of both (a file that grew or shrank since its stat differs).
-pub(crate) fn same_bytes(a: impl AsFd, b: impl AsFd) -> Result<bool, Errno> {
+/// end of both (a file that grew or shrank since its stat differs): their
+/// `algo` hash if they do.
+pub(crate) fn same_bytes(
+    a: impl AsFd,
+    b: impl AsFd,
+    algo: crate::hash::HashAlgo,
+) -> Result<Option<crate::hash::Digest>, Errno> {
     const CHUNK: usize = 1 << 20;
     let mut x = vec![0u8; CHUNK];
     let mut y = vec![0u8; CHUNK];
+    let mut h = algo.hasher();
     loop {
         let n = read_full(&a, &mut x)?;
         let m = read_full(&b, &mut y)?;
         if n != m || x[..n] != y[..m] {
-            return Ok(false);
+            return Ok(None);
         }
         if n == 0 {
-            return Ok(true);
+            return Ok(Some(h.finish()));
         }
+        h.update(&x[..n]);
     }
 }
 
@@ -189,6 +196,8 @@ mod tests {
         assert_eq!(r("/", "/a/f"), PathBuf::from("a/f"));
     }
 
+    const B3: crate::hash::HashAlgo = crate::hash::HashAlgo::Blake3;
+
     #[test]
     fn byte_comparison_sees_every_position_and_length() {
         let t = tempfile::tempdir().unwrap();
@@ -202,12 +211,23 @@ mod tests {
             other[pos] ^= 1;
             let b = t.path().join(format!("b{i}"));
             std::fs::write(&b, &other).unwrap();
-            assert!(!same_bytes(open(&a), open(&b)).unwrap(), "byte {pos}");
+            assert!(
+                same_bytes(open(&a), open(&b), B3).unwrap().is_none(),
+                "byte {pos}"
+            );
         }
         let c = t.path().join("c");
         std::fs::write(&c, &base[..size - 1]).unwrap();
-        assert!(!same_bytes(open(&a), open(&c)).unwrap(), "shorter");
+        assert!(
+            same_bytes(open(&a), open(&c), B3).unwrap().is_none(),
+            "shorter"
+        );
         std::fs::write(&c, &base).unwrap();
-        assert!(same_bytes(open(&a), open(&c)).unwrap());
+        let mut h = B3.hasher();
+        h.update(&base);
+        assert_eq!(
+            same_bytes(open(&a), open(&c), B3).unwrap(),
+            Some(h.finish())
+        );
     }
 }

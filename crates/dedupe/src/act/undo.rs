@@ -118,7 +118,9 @@ fn recover_locked(
         if op.state != OpState::Pending {
             continue;
         }
-        let done = settle(op)?;
+        // A step whose paths cannot be reached any more (a directory
+        // removed since) is not done: it must not stop the others.
+        let done = settle(op).unwrap_or(false);
         op.state = if done {
             OpState::Done
         } else {
