@@ -276,3 +276,43 @@ fn undo_survives_a_vanished_directory_and_a_wrong_report_hash() {
     assert_eq!(code(&u), 0, "{}{}", stderr(&u), out(&u));
     assert_eq!(snapshot(&t.path("t")), before);
 }
+
+/// An undo killed after its copy was renamed into place (before it could
+/// record that): the next undo finds the step undone, not failed.
+#[test]
+fn an_undo_killed_after_its_rename_is_recorded_as_undone() {
+    let t = Tree::new();
+    t.file("t/a", blob(9, 5_000));
+    t.file("t/b", blob(9, 5_000));
+    let state = tempfile::tempdir().unwrap();
+    let journal = state.path().join("j.jsonl");
+    let o = crate::act::act(
+        state.path(),
+        &["link", "--journal", journal.to_str().unwrap()],
+        &t.path("t"),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // What a killed undo leaves: its intent journaled, its copy renamed
+    // over the link.
+    let text = fs::read_to_string(&journal).unwrap();
+    let victim = if text.contains(&format!("\"victim\":\"{}\"", t.path("t/b").display())) {
+        t.path("t/b")
+    } else {
+        t.path("t/a")
+    };
+    let mut f = fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"{\"type\":\"undo_intent\",\"op\":1,\"tmp\":\".dedupe-gone.tmp\"}\n",
+    )
+    .unwrap();
+    let copy = t.path("copy");
+    fs::write(&copy, blob(9, 5_000)).unwrap();
+    fs::rename(&copy, &victim).unwrap();
+    let mut c = bin();
+    c.arg("undo").arg(&journal);
+    let u = run(c);
+    assert_eq!(code(&u), 0, "{}{}", stderr(&u), out(&u));
+    assert!(!out(&u).contains("not undone"), "{}", out(&u));
+    assert!(fs::read_to_string(&journal).unwrap().contains("\"undone\""));
+}

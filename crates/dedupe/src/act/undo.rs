@@ -109,10 +109,19 @@ fn recover_locked(
 ) -> io::Result<journal::JournalLog> {
     let mut log = journal::read(path)?;
     for op in &mut log.ops {
-        // A copy a killed undo left behind (the rename never happened).
-        if let (Some(tmp), true) = (&op.undo_tmp, op.state != OpState::Undone) {
+        // An undo killed part way: a copy left beside the link (the
+        // rename never happened) is removed; if the rename did happen
+        // (the path holds a file that is not the link), it is recorded.
+        if let (Some(tmp), true) = (&op.undo_tmp, op.state == OpState::Done) {
             if let Ok(v) = fsops::at(&op.victim) {
                 let _ = rustix::fs::unlinkat(&v.dir, tmp.as_path(), AtFlags::empty());
+                let copy = v
+                    .stat()
+                    .is_ok_and(|st| fsops::is_file(&st) && !is_ours(&v, &v.name, op));
+                if copy {
+                    op.state = OpState::Undone;
+                    j.outcome(op.op, OpState::Undone, Some("settled by recovery"))?;
+                }
             }
         }
         if op.state != OpState::Pending {
