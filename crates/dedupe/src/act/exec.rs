@@ -182,7 +182,9 @@ pub fn execute(
     // open across its change and closed by these threads, so that wait
     // leaves the steps' thread and several overlap: on this machine it
     // was most of a 20k-file `link`.
-    let (closer, closing) = crossbeam_channel::unbounded::<std::os::fd::OwnedFd>();
+    // Bounded: when closing falls behind, the steps wait rather than hold
+    // every victim open (a descriptor each, under a limit of often 1024).
+    let (closer, closing) = crossbeam_channel::bounded::<std::os::fd::OwnedFd>(CLOSERS * 32);
     std::thread::scope(|scope| -> io::Result<()> {
         for _ in 0..CLOSERS {
             let closing = closing.clone();
@@ -276,11 +278,10 @@ fn run_batches(
         // journal's per-step syncs did).
         let mut synced = Vec::new();
         for r in &batch {
-            if let Ok(st) = rustix::fs::fstat(&r.v.dir) {
-                if !synced.contains(&st.st_dev) {
-                    synced.push(st.st_dev);
-                    let _ = rustix::fs::syncfs(&r.v.dir);
-                }
+            // A victim's directory is on the victim's file system.
+            if !synced.contains(&r.op.victim_stat.dev) {
+                synced.push(r.op.victim_stat.dev);
+                let _ = rustix::fs::syncfs(&r.v.dir);
             }
         }
         if let Some(to) = batch.iter().find_map(|r| r.op.dest.as_deref()) {
@@ -444,25 +445,14 @@ fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::FileId;
     use crate::group::{DuplicateGroup, GroupFile};
     use crate::hash::{Digest, HashAlgo};
-    use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
 
     fn member(p: &Path) -> GroupFile {
-        let m = std::fs::metadata(p).unwrap();
         GroupFile {
             path: p.to_path_buf(),
-            stamp: FileStamp {
-                size: m.len(),
-                id: FileId {
-                    dev: m.dev(),
-                    ino: m.ino(),
-                },
-                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-                ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-            },
+            stamp: fsops::stamp_of(&rustix::fs::stat(p).unwrap()),
         }
     }
 

@@ -219,10 +219,7 @@ impl Journal {
 
     /// Writes one record and waits until it is on disk.
     pub(crate) fn line(&mut self, v: &Value) -> io::Result<()> {
-        let mut text = serde_json::to_vec(v)?;
-        text.push(b'\n');
-        self.file.write_all(&text)?;
-        self.file.sync_data()
+        self.lines(std::iter::once(v.clone()))
     }
 
     /// Writes records and waits until all are on disk.

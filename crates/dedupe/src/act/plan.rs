@@ -256,13 +256,21 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
             .clone();
         f.file_name().map_or(dir.clone(), |n| dir.join(n))
     };
-    let mut is_ref = |f: &GroupFile| {
-        // Resolving costs a system call per path component: only when
-        // there is something to compare with.
-        !references.is_empty() && {
-            let r = real_of(f);
-            references.iter().any(|d| r.starts_with(d))
+    // Whether a file is (under a reference, protected): its real path is resolved
+    // only when there is something to compare it with (a system call per
+    // path component, cached per directory).
+    let unguarded = opts.references.is_empty() && opts.protect.is_empty();
+    let mut guard = |f: &GroupFile| -> (bool, bool) {
+        if unguarded {
+            return (false, false);
         }
+        let r = real_of(f);
+        (
+            references.iter().any(|d| r.starts_with(d)),
+            opts.protect
+                .iter()
+                .any(|g| g.is_match(&f.path) || g.is_match(&r)),
+        )
     };
     let mut out = Plan {
         action: action.clone(),
@@ -273,21 +281,14 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
         if g.files.len() < 2 {
             continue;
         }
-        // References first, then the chain.
-        let refs: HashMap<&Path, bool> = g
+        let guards: HashMap<&Path, (bool, bool)> = g
             .files
             .iter()
-            .map(|f| (f.path.as_path(), is_ref(f)))
+            .map(|f| (f.path.as_path(), guard(f)))
             .collect();
-        let reference = |f: &GroupFile| refs[f.path.as_path()];
-        let is_protected = |f: &GroupFile| {
-            !opts.protect.is_empty() && {
-                let r = real(&f.path);
-                opts.protect
-                    .iter()
-                    .any(|g| g.is_match(&f.path) || g.is_match(&r))
-            }
-        };
+        let reference = |f: &GroupFile| guards[f.path.as_path()].0;
+        let is_protected = |f: &GroupFile| guards[f.path.as_path()].1;
+        // References first, then the chain.
         let mut files: Vec<&GroupFile> = g.files.iter().collect();
         files.sort_by(|a, b| {
             reference(b)
