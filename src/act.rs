@@ -153,7 +153,9 @@ fn groups(
                 anyhow::anyhow!("cannot open {}: {e}", from.display())
             })?))
         };
-        return Ok(Ok(dedupe::report::read::read_groups(input)?));
+        let groups = dedupe::report::read::read_groups(input)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", escape(from)))?;
+        return Ok(Ok(groups));
     }
     if let Err(code) = crate::find::add_listed(&mut a.find) {
         return Ok(Err(code));
@@ -371,7 +373,7 @@ pub fn undo(a: UndoArgs) -> anyhow::Result<u8> {
             .find(|j| act::journal::read(j).is_ok_and(|log| act::undo_reversible(&log)))
             .ok_or_else(|| anyhow::anyhow!("no run to undo"))?,
     };
-    let r = act::undo(&path)?;
+    let r = act::undo(&path).map_err(|e| anyhow::anyhow!("{}: {e}", escape(&path)))?;
     let mut e = io::stdout().lock();
     for p in &r.irreversible {
         let _ = writeln!(e, "irreversible: {} was removed", escape(p));
