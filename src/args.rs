@@ -43,7 +43,8 @@ impl Cli {
             }
             Some(Command::Link(l)) => l.act.find.print0_conflict(),
             Some(
-                Command::Gen(_)
+                Command::Dirs(_)
+                | Command::Gen(_)
                 | Command::Completions { .. }
                 | Command::Man
                 | Command::Cache(_)
@@ -101,6 +102,8 @@ pub enum Command {
     Move(crate::act::MoveArgs),
     /// Reverse a run of remove, link or move from its journal (moves and links; removals are listed).
     Undo(crate::act::UndoArgs),
+    /// Find directories that are copies of each other, or wholly inside another.
+    Dirs(crate::dirs::DirsArgs),
     /// Print the man page (roff) to stdout: `dedupe man | man -l -`.
     Man,
 }
@@ -387,6 +390,8 @@ impl FindArgs {
             FindFormat::Json => Some("json"),
             FindFormat::Jsonl => Some("jsonl"),
             FindFormat::Csv => Some("csv"),
+            FindFormat::Html => Some("html"),
+            FindFormat::Ncdu => Some("ncdu"),
         }
     }
 }
@@ -403,6 +408,12 @@ pub enum FindFormat {
     Jsonl,
     /// CSV: group,size,hash,path.
     Csv,
+    /// One self-contained HTML page: totals, a treemap of where the
+    /// redundant bytes are, the groups (and, for `dirs`, the directories).
+    Html,
+    /// The redundant copies as a tree in ncdu's JSON export format:
+    /// `ncdu -f FILE` or `gdu -f FILE` browses it.
+    Ncdu,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

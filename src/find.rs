@@ -3,6 +3,8 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
+use dedupe::dirs::{Collector, DirTree, DirsOptions, DirsReport};
+use dedupe::report::html;
 use dedupe::report::writer::{writer, Format, Layout, Spawned};
 use dedupe::report::{human_bytes, plural, Terminator};
 use dedupe::{CacheProbe, FindEvent, FindOptions, Finder, GroupOrder, HashAlgo, Summary};
@@ -25,34 +27,31 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     }
     let ui = Ui::new(args.walk.progress, true, args.walk.verbose);
-    let (finder, probe, warned) = build(&args, &ui);
+    let map = matches!(args.format, FindFormat::Html | FindFormat::Ncdu);
+    let (finder, probe, warned) = finder(&args, &ui, 1, map);
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
-    let term = if args.print0 {
-        Terminator::Nul
-    } else {
-        Terminator::Newline
-    };
-    let format = match args.format {
-        FindFormat::Text => Format::Text,
-        FindFormat::Fdupes => Format::Fdupes,
-        FindFormat::Json => Format::Json,
-        FindFormat::Jsonl => Format::Jsonl,
-        FindFormat::Csv => Format::Csv,
-    };
+    let (format, layout) = report_format(&args);
     let out = BufWriter::with_capacity(1 << 16, io::stdout());
     // The writer runs on a thread of its own if it writes as things
     // happen, so a slow reader of stdout does not hold up the hashing.
-    let order = match args.sort {
-        SortArg::Reclaimable => GroupOrder::Reclaimable,
-        SortArg::Size => GroupOrder::Size,
-        SortArg::Count => GroupOrder::Count,
-        SortArg::Path => GroupOrder::Path,
+    let (report_out, mut map_out) = if map {
+        (
+            Spawned::start(writer(format, Box::new(io::sink()), layout), 1)?,
+            Some(out),
+        )
+    } else {
+        (
+            Spawned::start(writer(format, Box::new(out), layout), 1024)?,
+            None,
+        )
     };
-    let layout = Layout::new(term, order);
-    let report_out = Spawned::start(writer(format, Box::new(out), layout), 1024)?;
+    let mut tree = map.then(|| Collector::new(&DirsOptions::default()));
     let result = finder.run(&args.paths, |ev| {
+        if let Some(t) = &mut tree {
+            t.observe(&ev);
+        }
         match ev {
             FindEvent::Group(g) => report_out.group(g),
             FindEvent::Error(e) => {
@@ -74,7 +73,17 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    if let Err(e) = report_out.finish(&report) {
+    let written = report_out
+        .finish(&report)
+        .and_then(|()| match (tree, &mut map_out) {
+            (Some(t), Some(out)) => {
+                let tree = t.into_tree(&report);
+                write_map(out, args.format, &args.paths, &report, &tree, None)
+                    .and_then(|()| out.flush())
+            }
+            _ => Ok(()),
+        });
+    if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(exit::OK);
         }
@@ -99,9 +108,67 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     })
 }
 
+/// The report writer's format and layout. `html` and `ncdu` are written
+/// from the directory tree at the end; their writer gets nothing.
+fn report_format(args: &FindArgs) -> (Format, Layout) {
+    let term = if args.print0 {
+        Terminator::Nul
+    } else {
+        Terminator::Newline
+    };
+    let format = match args.format {
+        FindFormat::Text => Format::Text,
+        FindFormat::Fdupes => Format::Fdupes,
+        FindFormat::Json | FindFormat::Html | FindFormat::Ncdu => Format::Json,
+        FindFormat::Jsonl => Format::Jsonl,
+        FindFormat::Csv => Format::Csv,
+    };
+    let order = match args.sort {
+        SortArg::Reclaimable => GroupOrder::Reclaimable,
+        SortArg::Size => GroupOrder::Size,
+        SortArg::Count => GroupOrder::Count,
+        SortArg::Path => GroupOrder::Path,
+    };
+    (format, Layout::new(term, order))
+}
+
+/// Writes the formats drawn from the directory tree (`html`, `ncdu`).
+pub fn write_map(
+    out: &mut dyn Write,
+    format: FindFormat,
+    roots: &[std::path::PathBuf],
+    report: &dedupe::pipeline::FindReport,
+    tree: &DirTree,
+    dirs: Option<&DirsReport>,
+) -> io::Result<()> {
+    match format {
+        FindFormat::Ncdu => dedupe::report::ncdu::write(out, tree, report),
+        _ => {
+            let page = html::Page {
+                roots,
+                report,
+                tree,
+                dirs,
+            };
+            html::write(out, &page, html::Budget::default())
+        }
+    }
+}
+
 /// The finder `args` ask for, with its hash cache (if any) and the number
 /// of cache warnings already shown.
 pub fn build(args: &FindArgs, ui: &Ui) -> (Finder, Option<CacheProbe>, usize) {
+    finder(args, ui, 1, false)
+}
+
+/// [`build`] with the command's own smallest size by default and, with
+/// `observe`, the walk's files and directories passed to the callback.
+pub fn finder(
+    args: &FindArgs,
+    ui: &Ui,
+    default_min: u64,
+    observe: bool,
+) -> (Finder, Option<CacheProbe>, usize) {
     let options = FindOptions {
         hash: match args.hash {
             HashArg::Xxh3 => HashAlgo::Xxh3,
@@ -112,7 +179,8 @@ pub fn build(args: &FindArgs, ui: &Ui) -> (Finder, Option<CacheProbe>, usize) {
         hard_links: args.hard_links,
         streaming: !args.no_streaming,
     };
-    let builder = Finder::builder(Arc::new(args.walk.to_config(1)))
+    let builder = Finder::builder(Arc::new(args.walk.to_config(default_min)))
+        .observe_walk(observe)
         .progress(ui.tracker())
         .streaming(args.walk.to_streaming())
         .options(options);

@@ -6,6 +6,7 @@ mod act_print;
 mod args;
 mod bars;
 mod cache;
+mod dirs;
 mod docs;
 mod find;
 mod gen;
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Link(a)) => act::link(a, &interrupt),
         Some(Command::Move(a)) => act::move_(a, &interrupt),
         Some(Command::Undo(a)) => act::undo(a),
+        Some(Command::Dirs(a)) => dirs::run(a, &interrupt),
         None => find::run(cli.find, &interrupt),
     };
     match result {

@@ -77,6 +77,7 @@
 pub mod act;
 pub mod cache;
 pub mod config;
+pub mod dirs;
 pub mod entry;
 mod error;
 mod fsutil;

@@ -83,6 +83,11 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         Ok(())
     }
 
+    /// Passes a walk event on to the caller as it is.
+    pub(crate) fn observe(&mut self, ev: FindEvent<'_>) {
+        (self.on_event)(ev);
+    }
+
     /// Something the walk could not read (counted by the walk itself).
     pub(crate) fn on_walk_error(&mut self, e: &EntryError) {
         (self.on_event)(FindEvent::Error(e));

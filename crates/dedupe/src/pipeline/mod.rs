@@ -103,6 +103,12 @@ pub enum FindEvent<'a> {
     Group(&'a DuplicateGroup),
     /// A file or directory could not be read, or changed during the run.
     Error(&'a EntryError),
+    /// Files the walk found, as it found them (only with
+    /// [`FinderBuilder::observe_walk`]).
+    Files(&'a [crate::entry::FileEntry]),
+    /// Directories whose listing is over, each after its files (only with
+    /// [`FinderBuilder::observe_walk`]).
+    Dirs(&'a [crate::walk::DirDone]),
 }
 
 /// Cancels a running [`Finder::run`] from another thread.
@@ -156,6 +162,7 @@ pub struct Finder {
     progress: Arc<dyn ProgressTracker>,
     keys: Option<Mutex<Box<dyn KeySource>>>,
     cancel: Cancel,
+    observe: bool,
 }
 
 /// Sets up a [`Finder`]; every setting has a default.
@@ -165,9 +172,19 @@ pub struct FinderBuilder {
     options: FindOptions,
     progress: Arc<dyn ProgressTracker>,
     keys: Option<Box<dyn KeySource>>,
+    observe: bool,
 }
 
 impl FinderBuilder {
+    /// Also pass the walk's files and finished directories to the event
+    /// callback ([`FindEvent::Files`], [`FindEvent::Dirs`]), for callers
+    /// that build a per-directory view (duplicate directories, the space
+    /// map). Off by default.
+    pub fn observe_walk(mut self, on: bool) -> Self {
+        self.observe = on;
+        self
+    }
+
     /// How the walk is tuned (default: [`StreamingConfig::default`]).
     pub fn streaming(mut self, streaming: StreamingConfig) -> Self {
         self.streaming = streaming;
@@ -200,7 +217,9 @@ impl FinderBuilder {
                 Arc::clone(&self.config),
                 Arc::clone(&self.progress),
                 Some(self.streaming),
-            ),
+            )
+            .report_directories(self.observe),
+            observe: self.observe,
             config: self.config,
             options: self.options,
             progress: self.progress,
@@ -219,6 +238,7 @@ impl Finder {
             options: FindOptions::default(),
             progress: Arc::new(NoProgress),
             keys: None,
+            observe: false,
         }
     }
 
@@ -357,14 +377,15 @@ impl Finder {
             select! {
                 recv(walk_arm) -> ev => match ev {
                     Ok(WalkEvent::Batch(batch)) => {
+                        if self.observe {
+                            co.observe(FindEvent::Files(&batch));
+                        }
                         if co.on_walk_batch(&batch).is_err() {
                             overflow = true;
                         }
                     }
                     Ok(WalkEvent::Error(e)) => co.on_walk_error(&e),
-                    // Not asked for (directory events are for callers
-                    // that need them).
-                    Ok(_) => {}
+                    Ok(WalkEvent::Dirs(dirs)) => co.observe(FindEvent::Dirs(&dirs)),
                     Err(_) => {
                         walking = false;
                         // Counted before being told, so the tracker sees

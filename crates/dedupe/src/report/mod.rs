@@ -5,7 +5,9 @@
 //! format here is lossless: in JSON a UTF-8 path is a string and any other
 //! path is `{"bytes":"<base64>"}`.
 
+pub mod html;
 pub mod json;
+pub mod ncdu;
 pub mod read;
 pub mod text;
 pub mod writer;
