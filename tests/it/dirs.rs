@@ -37,8 +37,9 @@ fn content_of(bytes: &[u8]) -> Content {
 struct RefDir {
     /// Non-empty regular files beneath it, as a multiset.
     contents: BTreeMap<Content, u32>,
-    /// Distinct inodes beneath it (non-empty files) and their sizes.
-    inodes: BTreeMap<(u64, u64), u64>,
+    /// Distinct inodes beneath it (non-empty files): size, link count,
+    /// and how many of its paths are beneath it.
+    inodes: BTreeMap<(u64, u64), (u64, u64, u64)>,
     /// Holds (beneath it) a symlink, a FIFO or a filtered-out file.
     tainted: bool,
     parent: Option<PathBuf>,
@@ -67,7 +68,9 @@ fn reference(root: &Path) -> BTreeMap<PathBuf, RefDir> {
                 for (c, n) in &sub.contents {
                     *me.contents.entry(*c).or_default() += n;
                 }
-                me.inodes.extend(sub.inodes);
+                for (ino, (size, nlink, paths)) in sub.inodes {
+                    me.inodes.entry(ino).or_insert((size, nlink, 0)).2 += paths;
+                }
                 me.tainted |= sub.tainted;
             } else if md.is_file() {
                 if path.as_os_str().as_bytes().ends_with(b".skip") {
@@ -76,7 +79,10 @@ fn reference(root: &Path) -> BTreeMap<PathBuf, RefDir> {
                     *me.contents
                         .entry(content_of(&fs::read(&path).unwrap()))
                         .or_default() += 1;
-                    me.inodes.insert((md.dev(), md.ino()), md.len());
+                    me.inodes
+                        .entry((md.dev(), md.ino()))
+                        .or_insert((md.len(), md.nlink(), 0))
+                        .2 += 1;
                 }
             } else {
                 me.tainted = true;
@@ -185,16 +191,22 @@ fn check(root: &Path) -> (usize, usize) {
             assert_eq!((bytes(&r[d]), u64::from(r[d].files())), (*b, *n), "{d:?}");
             group_of.insert(d.clone(), k);
         }
-        // Reclaimable: distinct inodes beyond the first copy's.
-        let mut have: BTreeSet<(u64, u64)> = r[&dirs[0]].inodes.keys().copied().collect();
-        let mut want = 0;
+        // Reclaimable: inodes not in the first copy whose every link is
+        // in the others (counted by a walk of each copy).
+        let kept = &r[&dirs[0]].inodes;
+        let mut links: BTreeMap<(u64, u64), (u64, u64, u64)> = BTreeMap::new();
         for d in &dirs[1..] {
-            for (ino, size) in &r[d].inodes {
-                if have.insert(*ino) {
-                    want += size;
+            for (ino, (size, nlink, paths)) in &r[d].inodes {
+                if !kept.contains_key(ino) {
+                    links.entry(*ino).or_insert((*size, *nlink, 0)).2 += paths;
                 }
             }
         }
+        let want: u64 = links
+            .values()
+            .filter(|(_, n, seen)| seen >= n)
+            .map(|v| v.0)
+            .sum();
         assert_eq!(*reclaim, want, "{dirs:?}");
     }
     for (a, b) in &found.subsets {
@@ -476,6 +488,11 @@ fn hard_linked_copies_reclaim_nothing_and_tainted_copies_are_left_out() {
     t.file("a/x", "one");
     t.file("a/sub/y", "two two");
     link_tree(&t.path("a"), &t.path("linked"));
+    // A copy linked from outside the searched tree frees nothing either.
+    let outside = Tree::new();
+    outside.file("o/x", "one");
+    outside.file("o/sub/y", "two two");
+    link_tree(&outside.path("o"), &t.path("z-linked-out"));
     copy_tree(&t.path("a"), &t.path("copy"), false);
     copy_tree(&t.path("a"), &t.path("sym"), false);
     t.symlink("x", "sym/l");
@@ -498,11 +515,20 @@ fn hard_linked_copies_reclaim_nothing_and_tainted_copies_are_left_out() {
                     "a/sub".into(),
                     "copy/sub".into(),
                     "linked/sub".into(),
-                    "sym/sub".into()
+                    "sym/sub".into(),
+                    "z-linked-out/sub".into()
                 ],
                 14
             ),
-            (vec!["a".into(), "copy".into(), "linked".into()], 10)
+            (
+                vec![
+                    "a".into(),
+                    "copy".into(),
+                    "linked".into(),
+                    "z-linked-out".into()
+                ],
+                10
+            )
         ],
         "the linked copy frees nothing, the tainted ones are not copies"
     );

@@ -172,23 +172,26 @@ fn implied_by_parents(tree: &DirTree, set: &[u32], set_of: &FxHashMap<u32, usize
     true
 }
 
-/// Bytes freed by deleting every member but the first: inodes not already
-/// kept count once.
+/// Bytes freed by deleting every member but the first: an inode is freed
+/// when none of its links is in the first and all of them (its link
+/// count) are in the others. Hard-linked twins and copies linked from
+/// outside the run free nothing.
 fn reclaimable(tree: &DirTree, set: &[u32]) -> u64 {
-    let mut have: FxHashSet<FileId> = FxHashSet::default();
-    for f in tree.files_under(set[0]) {
-        have.insert(tree.files[f].id);
-    }
-    let mut bytes = 0;
+    let kept: FxHashSet<FileId> = tree.files_under(set[0]).map(|f| tree.files[f].id).collect();
+    // Per inode in the other copies: (size, links, links seen there).
+    let mut gone: FxHashMap<FileId, (u64, u32, u32)> = FxHashMap::default();
     for &d in &set[1..] {
         for f in tree.files_under(d) {
             let r = &tree.files[f];
-            if r.size > 0 && have.insert(r.id) {
-                bytes += r.size;
+            if r.size > 0 && !kept.contains(&r.id) {
+                gone.entry(r.id).or_insert((r.size, r.nlink, 0)).2 += 1;
             }
         }
     }
-    bytes
+    gone.values()
+        .filter(|(_, links, seen)| seen >= links)
+        .map(|(size, ..)| size)
+        .sum()
 }
 
 /// Files with each content, by content number.

@@ -82,8 +82,9 @@ pub struct IdenticalDirs {
     pub bytes: u64,
     /// Non-empty files in each copy.
     pub files: u64,
-    /// Bytes freed by deleting every copy but the first: distinct inodes
-    /// only (a hard-linked twin frees nothing).
+    /// Bytes freed by deleting every copy but the first: inodes whose
+    /// every link is in those copies (a hard-linked twin, or one linked
+    /// from outside, frees nothing).
     pub reclaimable: u64,
     /// The copies, in report order (root order, then path).
     pub dirs: Vec<PathBuf>,
@@ -176,6 +177,9 @@ pub(crate) struct Listing {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileRec {
     pub(crate) dir: u32,
+    /// Links to the inode (saturated): deleting a copy frees its bytes only
+    /// when every link goes with it.
+    pub(crate) nlink: u32,
     pub(crate) size: u64,
     pub(crate) id: FileId,
 }
@@ -222,6 +226,7 @@ impl Collector {
                     let dir = self.intern(f.dir());
                     self.files.push(FileRec {
                         dir,
+                        nlink: u32::try_from(f.nlink).unwrap_or(u32::MAX),
                         size: f.size,
                         id: f.id,
                     });
