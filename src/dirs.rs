@@ -30,6 +30,12 @@ pub fn run(mut args: DirsArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         );
         return Ok(exit::USAGE);
     }
+    if args.find.walk.follow_links {
+        // A directory of links into another is not a copy of it, and a
+        // directory reached through a link would be counted twice.
+        ui::warn("dedupe dirs: -L/--follow-links cannot be used: symlinks are not copies, so directories holding them are never duplicates");
+        return Ok(exit::USAGE);
+    }
     interrupt.arm(|| std::process::exit(i32::from(exit::INTERRUPTED)));
     let unlisted = match crate::find::add_listed(&mut args.find) {
         Ok(n) => n,

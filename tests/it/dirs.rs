@@ -193,9 +193,17 @@ fn check(root: &Path) -> (usize, usize) {
         }
         // Reclaimable: inodes not in the first copy whose every link is
         // in the others (counted by a walk of each copy).
+        // A copy inside another group's freed copy is not counted again.
         let kept = &r[&dirs[0]].inodes;
         let mut links: BTreeMap<(u64, u64), (u64, u64, u64)> = BTreeMap::new();
-        for d in &dirs[1..] {
+        let elsewhere = |d: &Path| {
+            found
+                .groups
+                .iter()
+                .enumerate()
+                .any(|(j, g)| j != k && g.0[1..].iter().any(|o| o != d && d.starts_with(o)))
+        };
+        for d in dirs[1..].iter().filter(|d| !elsewhere(d)) {
             for (ino, (size, nlink, paths)) in &r[d].inodes {
                 if !kept.contains_key(ino) {
                     links.entry(*ino).or_insert((*size, *nlink, 0)).2 += paths;
@@ -508,18 +516,6 @@ fn hard_linked_copies_reclaim_nothing_and_tainted_copies_are_left_out() {
     assert_eq!(
         groups,
         [
-            // `sym/sub` holds no symlink itself: it is a copy, and as its
-            // parent is not one, it is listed on its own.
-            (
-                vec![
-                    "a/sub".into(),
-                    "copy/sub".into(),
-                    "linked/sub".into(),
-                    "sym/sub".into(),
-                    "z-linked-out/sub".into()
-                ],
-                14
-            ),
             (
                 vec![
                     "a".into(),
@@ -528,7 +524,20 @@ fn hard_linked_copies_reclaim_nothing_and_tainted_copies_are_left_out() {
                     "z-linked-out".into()
                 ],
                 10
-            )
+            ),
+            // `sym/sub` holds no symlink itself: it is a copy, and as its
+            // parent is not one, it is listed on its own; `copy/sub` goes
+            // with `copy`, so only `sym/sub` frees bytes here.
+            (
+                vec![
+                    "a/sub".into(),
+                    "copy/sub".into(),
+                    "linked/sub".into(),
+                    "sym/sub".into(),
+                    "z-linked-out/sub".into()
+                ],
+                7
+            ),
         ],
         "the linked copy frees nothing, the tainted ones are not copies"
     );
@@ -545,6 +554,29 @@ fn hard_linked_copies_reclaim_nothing_and_tainted_copies_are_left_out() {
                 .iter()
                 .all(|(d, _)| rel(d) != Path::new("sym"))
     );
+}
+
+#[test]
+fn a_copy_inside_a_freed_copy_is_not_counted_twice_and_links_are_refused() {
+    let t = Tree::new();
+    t.file("A/s/f", "one\n");
+    t.file("B/s/f", "one\n");
+    t.file("A/g", "two\n");
+    t.file("B/g", "two\n");
+    t.file("C/f", "one\n");
+    let (found, v) = dirs_json(t.root(), &[]);
+    let reclaim: Vec<u64> = found.groups.iter().map(|g| g.3).collect();
+    // [A, B] frees B (8 B); [A/s, B/s, C] frees C only, B/s goes with B.
+    assert_eq!(reclaim, [8, 4]);
+    assert_eq!(
+        v["summary"]["reclaimable_bytes"], 12,
+        "what `find` says too"
+    );
+    let mut cmd = bin();
+    cmd.arg("dirs").arg("-L").arg(t.root());
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("follow-links"));
 }
 
 #[test]

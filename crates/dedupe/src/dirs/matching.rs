@@ -32,16 +32,28 @@ pub(super) fn compare(tree: &DirTree, options: &DirsOptions) -> DirsReport {
     s.candidates = candidates.len() as u64;
 
     let (sets, set_of) = identical_sets(tree, &candidates, options);
-    let mut identical: Vec<IdenticalDirs> = sets
+    let shown: Vec<&Vec<u32>> = sets
         .iter()
         .filter(|set| !implied_by_parents(tree, set, &set_of))
-        .map(|set| {
+        .collect();
+    // Copies beyond the first of each group shown: a copy inside another
+    // group's such copy is freed with it, so not counted again.
+    let mut freed: FxHashMap<u32, usize> = FxHashMap::default();
+    for (k, set) in shown.iter().enumerate() {
+        for &d in &set[1..] {
+            freed.insert(d, k);
+        }
+    }
+    let mut identical: Vec<IdenticalDirs> = shown
+        .iter()
+        .enumerate()
+        .map(|(k, set)| {
             let first = &tree.dirs[set[0] as usize];
             IdenticalDirs {
                 id: 0,
                 bytes: first.content_bytes,
                 files: first.content_files,
-                reclaimable: reclaimable(tree, set),
+                reclaimable: reclaimable(tree, set, |d| freed_elsewhere(tree, d, k, &freed)),
                 dirs: set.iter().map(|&d| path(tree, d)).collect(),
             }
         })
@@ -172,15 +184,29 @@ fn implied_by_parents(tree: &DirTree, set: &[u32], set_of: &FxHashMap<u32, usize
     true
 }
 
-/// Bytes freed by deleting every member but the first: an inode is freed
+/// Whether directory `d` lies inside a copy that another group (not `k`)
+/// already counts as freed.
+fn freed_elsewhere(tree: &DirTree, d: u32, k: usize, freed: &FxHashMap<u32, usize>) -> bool {
+    let mut up = tree.dirs[d as usize].parent;
+    while let Some(p) = up {
+        if freed.get(&p).is_some_and(|&g| g != k) {
+            return true;
+        }
+        up = tree.dirs[p as usize].parent;
+    }
+    false
+}
+
+/// Bytes freed by deleting every member but the first (except those
+/// `counted` elsewhere): an inode is freed
 /// when none of its links is in the first and all of them (its link
 /// count) are in the others. Hard-linked twins and copies linked from
 /// outside the run free nothing.
-fn reclaimable(tree: &DirTree, set: &[u32]) -> u64 {
+fn reclaimable(tree: &DirTree, set: &[u32], counted: impl Fn(u32) -> bool) -> u64 {
     let kept: FxHashSet<FileId> = tree.files_under(set[0]).map(|f| tree.files[f].id).collect();
     // Per inode in the other copies: (size, links, links seen there).
     let mut gone: FxHashMap<FileId, (u64, u32, u32)> = FxHashMap::default();
-    for &d in &set[1..] {
+    for &d in set[1..].iter().filter(|&&d| !counted(d)) {
         for f in tree.files_under(d) {
             let r = &tree.files[f];
             if r.size > 0 && !kept.contains(&r.id) {

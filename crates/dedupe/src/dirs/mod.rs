@@ -145,7 +145,7 @@ pub struct DirsSummary {
     pub subsets_skipped: u64,
     /// Whether groups were compared with names and layout.
     pub same_layout: bool,
-    /// The run was cancelled; only what it had seen is compared.
+    /// The run was cancelled; nothing was compared.
     pub interrupted: bool,
     /// Wall time of the finder run, in milliseconds.
     pub elapsed_ms: u64,
@@ -188,6 +188,9 @@ pub(crate) struct FileRec {
 pub(crate) struct Seen {
     pub(crate) dir: Arc<DirPath>,
     pub(crate) listing: Option<Listing>,
+    /// Holds a followed symlink (`-L`): a link is not a copy, and
+    /// deleting its directory deletes it.
+    pub(crate) links: bool,
 }
 
 /// Gathers what the walk reports, directory by directory; give it every
@@ -224,6 +227,9 @@ impl Collector {
             FindEvent::Files(files) => {
                 for f in *files {
                     let dir = self.intern(f.dir());
+                    if f.kind == crate::entry::EntryKind::SymlinkToFile {
+                        self.dirs[dir as usize].links = true;
+                    }
                     self.files.push(FileRec {
                         dir,
                         nlink: u32::try_from(f.nlink).unwrap_or(u32::MAX),
@@ -276,6 +282,7 @@ impl Collector {
             self.dirs.push(Seen {
                 dir: Arc::clone(dir),
                 listing: None,
+                links: false,
             });
         }
         self.last = Some((ptr, i));
@@ -301,7 +308,14 @@ impl Collector {
         options: &DirsOptions,
     ) -> (DirsReport, DirTree) {
         let tree = self.into_tree(report);
-        let mut out = matching::compare(&tree, options);
+        // A stopped run saw parts of directories: nothing is compared
+        // (a half-seen parent could make a child look like a subset of
+        // its own ancestor).
+        let mut out = if report.summary.interrupted {
+            DirsReport::default()
+        } else {
+            matching::compare(&tree, options)
+        };
         let s = &report.summary;
         out.summary.dirs_scanned = s.dirs_scanned;
         out.summary.files_scanned = s.files_scanned;

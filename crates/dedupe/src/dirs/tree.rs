@@ -123,7 +123,7 @@ impl DirTree {
                     bytes: 0,
                     redundant: 0,
                     redundant_files: 0,
-                    reason: reason(s.listing, kids),
+                    reason: reason(s.listing, kids, s.links),
                     excluded: false,
                     content_files: 0,
                     content_bytes: 0,
@@ -307,7 +307,7 @@ fn tree_order(
 
 /// A directory's own reason to be left out, from its listing and the
 /// subdirectories that reported back.
-fn reason(listing: Option<Listing>, children: u64) -> Option<Reason> {
+fn reason(listing: Option<Listing>, children: u64, links: bool) -> Option<Reason> {
     let Some(l) = listing else {
         return Some(Reason::Unlisted);
     };
@@ -317,7 +317,7 @@ fn reason(listing: Option<Listing>, children: u64) -> Option<Reason> {
         Some(Reason::Unreadable)
     } else if l.excluded > 0 {
         Some(Reason::Filtered)
-    } else if l.special > 0 {
+    } else if l.special > 0 || links {
         Some(Reason::Special)
     } else {
         None

@@ -14,6 +14,9 @@ use serde_json::{json, Map, Value};
 use crate::dirs::DirTree;
 use crate::report::escape_path;
 
+/// Levels below a root shown in the treemap.
+const MAX_DEPTH: u32 = 64;
+
 /// The top-level directories of `tree` (one per root), in tree order.
 pub fn top_dirs(tree: &DirTree) -> Vec<u32> {
     let dirs = tree.dirs();
@@ -59,7 +62,10 @@ pub(super) fn tree(tree: &DirTree, budget: usize) -> Value {
         chosen[i as usize] = true;
         taken += 1;
         for c in children(tree, i) {
-            if dirs[c as usize].redundant > 0 {
+            // Deeper directories are folded into their ancestor's
+            // "other": the page nests one element per level, and so does
+            // the writing of its data.
+            if dirs[c as usize].redundant > 0 && dirs[c as usize].dir.depth() < MAX_DEPTH {
                 heap.push((dirs[c as usize].redundant, Reverse(c)));
             }
         }
