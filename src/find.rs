@@ -34,34 +34,32 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
 
     let (format, layout) = report_format(&args);
     let out = BufWriter::with_capacity(1 << 16, io::stdout());
-    // The writer runs on a thread of its own if it writes as things
-    // happen, so a slow reader of stdout does not hold up the hashing.
-    let (report_out, mut map_out) = if map {
-        (
-            Spawned::start(writer(format, Box::new(io::sink()), layout), 1)?,
-            Some(out),
-        )
-    } else {
-        (
-            Spawned::start(writer(format, Box::new(out), layout), 1024)?,
-            None,
-        )
-    };
+    // `html` and `ncdu` are drawn from the directory tree at the end. The
+    // other formats go to a report writer, on a thread of its own if it
+    // writes as things happen, so a slow reader of stdout does not hold up
+    // the hashing.
     let mut tree = map.then(|| Collector::new(&DirsOptions::default()));
+    let (report_out, map_out) = if map {
+        (None, Some(out))
+    } else {
+        let w = writer(format, Box::new(out), layout);
+        (Some(Spawned::start(w, 1024)?), None)
+    };
     let result = finder.run(&args.paths, |ev| {
         if let Some(t) = &mut tree {
             t.observe(&ev);
         }
+        if let FindEvent::Error(e) = ev {
+            ui.entry_error(e);
+        }
+        let Some(r) = &report_out else { return };
         match ev {
-            FindEvent::Group(g) => report_out.group(g),
-            FindEvent::Error(e) => {
-                ui.entry_error(e);
-                report_out.error(e);
-            }
+            FindEvent::Group(g) => r.group(g),
+            FindEvent::Error(e) => r.error(e),
             _ => {}
         }
         // The output is gone (a closed pipe, a full disk): stop.
-        if report_out.failed() {
+        if r.failed() {
             finder.canceller().cancel();
         }
     });
@@ -73,16 +71,15 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let written = report_out
-        .finish(&report)
-        .and_then(|()| match (tree, &mut map_out) {
-            (Some(t), Some(out)) => {
-                let tree = t.into_tree(&report);
-                write_map(out, args.format, &args.paths, &report, &tree, None)
-                    .and_then(|()| out.flush())
-            }
-            _ => Ok(()),
-        });
+    let written = match (report_out, tree, map_out) {
+        (Some(r), ..) => r.finish(&report),
+        (None, Some(t), Some(mut out)) => {
+            let tree = t.into_tree(&report);
+            write_map(&mut out, args.format, &args.paths, &report, &tree, None)
+                .and_then(|()| out.flush())
+        }
+        _ => Ok(()),
+    };
     if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(exit::OK);
@@ -108,8 +105,9 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     })
 }
 
-/// The report writer's format and layout. `html` and `ncdu` are written
-/// from the directory tree at the end; their writer gets nothing.
+/// The report writer's format and layout. `html` and `ncdu` have no
+/// report writer (they are drawn from the directory tree); they map to
+/// `Json` only to keep the match whole.
 fn report_format(args: &FindArgs) -> (Format, Layout) {
     let term = if args.print0 {
         Terminator::Nul

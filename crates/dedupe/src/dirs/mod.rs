@@ -276,15 +276,21 @@ impl Collector {
             }
         }
         let key = tree::key(dir.path());
-        let next = self.dirs.len() as u32;
-        let i = *self.index.entry(key.into()).or_insert(next);
-        if i == next {
-            self.dirs.push(Seen {
-                dir: Arc::clone(dir),
-                listing: None,
-                links: false,
-            });
-        }
+        // Looked up before inserting: the key is allocated only for a
+        // directory seen for the first time.
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                let i = self.dirs.len() as u32;
+                self.index.insert(key.into(), i);
+                self.dirs.push(Seen {
+                    dir: Arc::clone(dir),
+                    listing: None,
+                    links: false,
+                });
+                i
+            }
+        };
         self.last = Some((ptr, i));
         i
     }

@@ -216,8 +216,9 @@ impl DirTree {
                 }
             }
             if let Some(p) = d.parent {
-                let c = d.clone();
-                let p = &mut dirs[p as usize];
+                // A parent comes before its children in pre-order.
+                let (head, tail) = dirs.split_at_mut(i);
+                let (c, p) = (&tail[0], &mut head[p as usize]);
                 p.end = p.end.max(c.end);
                 p.files += c.files;
                 p.bytes += c.bytes;

@@ -66,8 +66,8 @@ pub fn write(w: &mut dyn Write, tree: &DirTree, report: &FindReport) -> io::Resu
 /// subdirectories that hold any. Iterative, as trees can be deep.
 fn dir(w: &mut dyn Write, tree: &DirTree, own: &[Copies], i: u32, top: bool) -> io::Result<()> {
     let dirs = tree.dirs();
-    // (directory, whether it is the root of this call); closing brackets
-    // are written when the walk leaves a subtree.
+    // The directories written and not yet closed: a closing bracket is
+    // written when the walk leaves one's subtree.
     let mut open: Vec<u32> = Vec::new();
     let mut j = i;
     let end = dirs[i as usize].end;
