@@ -1,4 +1,4 @@
-//! `dedupe remove | link | move | undo`: act on duplicate groups found now
+//! `dedupe remove | trash | link | move | clone | undo`: act on duplicate groups found now
 //! (every `find` option applies) or read from a saved report (`--from`).
 //! The library plans, checks, journals and changes; this prints.
 
@@ -228,7 +228,7 @@ fn plan_options(a: &ActArgs) -> anyhow::Result<PlanOptions> {
     })
 }
 
-fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<u8> {
+pub fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<u8> {
     if !matches!(
         a.find.format,
         FindFormat::Text | FindFormat::Json | FindFormat::Jsonl

@@ -103,7 +103,7 @@ impl Printer {
                 let _ = match r {
                     None => writeln!(
                         self.out,
-                        "{}: {} {} in {}, freeing {}",
+                        "{}: {} {} in {}, {} {}",
                         if self.dry_run {
                             "dry run"
                         } else {
@@ -112,6 +112,12 @@ impl Printer {
                         self.verb,
                         plural(plan.steps.len() as u64, "file", "files"),
                         plural(plan.groups.len() as u64, "group", "groups"),
+                        // Moved and trashed copies still take their space.
+                        if matches!(self.verb, "move" | "trash") {
+                            "moving"
+                        } else {
+                            "freeing"
+                        },
                         human_bytes(plan.bytes())
                     ),
                     Some(r) => writeln!(

@@ -38,9 +38,12 @@ impl Cli {
                 (a.print0 && a.format != ScanFormat::Paths).then_some("jsonl")
             }
             Some(Command::Find(a)) => a.print0_conflict(),
-            Some(Command::Remove(a) | Command::Move(crate::act::MoveArgs { act: a, .. })) => {
-                a.find.print0_conflict()
-            }
+            Some(
+                Command::Remove(a)
+                | Command::Trash(a)
+                | Command::Clone(a)
+                | Command::Move(crate::act::MoveArgs { act: a, .. }),
+            ) => a.find.print0_conflict(),
             Some(Command::Link(l)) => l.act.find.print0_conflict(),
             Some(
                 Command::Dirs(_)
@@ -100,7 +103,11 @@ pub enum Command {
     Link(crate::act::LinkArgs),
     /// Move every copy but one under --to DIR, keeping its path below its root.
     Move(crate::act::MoveArgs),
-    /// Reverse a run of remove, link or move from its journal (moves and links; removals are listed).
+    /// Move every copy but one to the trash of its own file system (freedesktop.org; undo brings them back).
+    Trash(crate::act::ActArgs),
+    /// Make every copy but one share the kept copy's extents (btrfs, XFS; FIDEDUPERANGE): each keeps its own path and metadata.
+    Clone(crate::act::ActArgs),
+    /// Reverse a run of remove, trash, link, move or clone from its journal (removals are listed).
     Undo(crate::act::UndoArgs),
     /// Find directories that are copies of each other, or wholly inside another.
     Dirs(crate::dirs::DirsArgs),

@@ -80,6 +80,8 @@ fn main() -> ExitCode {
         Some(Command::Remove(a)) => act::remove(a, &interrupt),
         Some(Command::Link(a)) => act::link(a, &interrupt),
         Some(Command::Move(a)) => act::move_(a, &interrupt),
+        Some(Command::Trash(a)) => act::run(a, dedupe::act::Action::Trash, &interrupt),
+        Some(Command::Clone(a)) => act::run(a, dedupe::act::Action::Clone, &interrupt),
         Some(Command::Undo(a)) => act::undo(a),
         Some(Command::Dirs(a)) => dirs::run(a, &interrupt),
         None => find::run(cli.find, &interrupt),

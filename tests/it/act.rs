@@ -104,7 +104,7 @@ pub fn blob(seed: u8, len: usize) -> Vec<u8> {
 
 /// A tree with the traps the issue lists, under `t/`, and a hard link to
 /// one of its files outside it, under `outside/`.
-fn trap_tree() -> Tree {
+pub fn trap_tree() -> Tree {
     let t = Tree::new();
     let a = blob(1, 100_000);
     t.file("t/a/x", &a);
@@ -445,4 +445,57 @@ fn nothing_crosses_file_systems() {
         "no directory made for a move that cannot happen"
     );
     assert_eq!(fs::read(t.path("t/a/x")).unwrap(), blob(1, 30_000));
+}
+
+/// With `--hard-links`, every path of a losing inode is a step, so the
+/// whole set is relinked and its bytes freed; an inode with a link outside
+/// the roots is still left; undo makes the set one inode again.
+#[test]
+fn hard_link_sets_are_relinked_whole_and_undo_rejoins_them() {
+    let t = Tree::new();
+    let content = blob(11, 50_000);
+    t.file("t/a/keep", &content);
+    t.file("t/b/h1", &content);
+    t.hardlink("t/b/h1", "t/b/h2");
+    t.dir("t/c");
+    t.hardlink("t/b/h1", "t/c/h3");
+    // Linked from outside the roots: relinking would free nothing.
+    t.file("t/a/p", blob(12, 9_000));
+    t.file("t/b/p", blob(12, 9_000));
+    fs::create_dir_all(t.path("outside")).unwrap();
+    t.hardlink("t/b/p", "outside/p");
+    let root = t.path("t");
+    let state = tempfile::tempdir().unwrap();
+    let before = snapshot(&root);
+    let keep = ["--keep", "path:**/a/*"];
+
+    // Without -H the set is one file with links the plan does not cover.
+    let out = act(state.path(), &["link", keep[0], keep[1]], &root);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("has 3 hard links"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(snapshot(&root), before);
+
+    let out = act(state.path(), &["link", "-H", keep[0], keep[1]], &root);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 done, 1 skipped"), "{text}");
+    assert!(text.contains("48.8 KiB freed"), "{text}");
+    let k = ino(&t.path("t/a/keep"));
+    for h in ["t/b/h1", "t/b/h2", "t/c/h3"] {
+        assert_eq!(ino(&t.path(h)), k, "{h}");
+    }
+    assert_ne!(ino(&t.path("t/b/p")), ino(&t.path("t/a/p")));
+    assert_eq!(contents(&root), contents_of(&before));
+
+    let u = undo(state.path());
+    assert_eq!(code(&u), 0, "{}", String::from_utf8_lossy(&u.stdout));
+    assert_eq!(snapshot(&root), before);
+    let h = ino(&t.path("t/b/h1"));
+    assert_ne!(h, k);
+    assert_eq!(ino(&t.path("t/b/h2")), h, "the set is one inode again");
+    assert_eq!(ino(&t.path("t/c/h3")), h);
 }

@@ -30,8 +30,14 @@ fn check_after_stop(t: &Tree, state: &Path, verb: &str, before: &BTreeMap<Vec<u8
     let root = t.path("t");
     let all = |dir: &Path| {
         let mut s = contents(dir);
-        if t.path("q").exists() {
-            s.extend(contents(&t.path("q")));
+        // Moved files, or trashed ones (not their info files).
+        let away = if verb == "trash" {
+            "q/Trash/files"
+        } else {
+            "q"
+        };
+        if t.path(away).exists() {
+            s.extend(contents(&t.path(away)));
         }
         s
     };
@@ -50,6 +56,19 @@ fn check_after_stop(t: &Tree, state: &Path, verb: &str, before: &BTreeMap<Vec<u8
         leftovers.is_empty(),
         "{verb}: temporary names left: {leftovers:?}"
     );
+    // Every trash info file left names a file that is in the trash.
+    let info = t.path("q/Trash/info");
+    for e in fs::read_dir(&info).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let name = name.as_encoded_bytes();
+        let file = t
+            .path("q/Trash/files")
+            .join(crate::util::p(&name[..name.len() - 10]));
+        assert!(
+            file.exists(),
+            "{verb}: an info file without its file: {e:?}"
+        );
+    }
     if verb == "remove" {
         assert_eq!(contents(&root), contents_of(before));
         for (k, v) in &now {
@@ -65,6 +84,13 @@ fn check_after_stop(t: &Tree, state: &Path, verb: &str, before: &BTreeMap<Vec<u8
     }
 }
 
+/// The command for `verb` on `t` (its trash, for `trash`, under `t/q`).
+fn verb_cmd(verb: &str, t: &Tree, state: &Path) -> std::process::Command {
+    let mut c = dedupe(state);
+    c.args(verb_args(verb, t)).env("XDG_DATA_HOME", t.path("q"));
+    c
+}
+
 fn verb_args(verb: &str, t: &Tree) -> Vec<std::ffi::OsString> {
     let mut v: Vec<std::ffi::OsString> = vec![verb.into()];
     if verb == "move" {
@@ -76,7 +102,7 @@ fn verb_args(verb: &str, t: &Tree) -> Vec<std::ffi::OsString> {
 
 #[test]
 fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
-    for verb in ["link", "move", "remove"] {
+    for verb in ["link", "move", "remove", "trash"] {
         for point in ["intent", "temp", "change"] {
             if point == "temp" && verb != "link" {
                 continue;
@@ -85,9 +111,8 @@ fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
                 let t = crash_tree(3);
                 let state = tempfile::tempdir().unwrap();
                 let before = snapshot(&t.path("t"));
-                let mut c = dedupe(state.path());
-                c.args(verb_args(verb, &t))
-                    .arg(t.path("t"))
+                let mut c = verb_cmd(verb, &t, state.path());
+                c.arg(t.path("t"))
                     .env("DEDUPE_CRASH_AT", format!("{step}:{point}"));
                 let out = run(c);
                 assert!(
@@ -102,7 +127,7 @@ fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
 }
 
 /// `SIGKILL` at random moments: 34 kills for each of link, move and
-/// remove, most of them while the run changes files.
+/// remove, and 12 for trash, most of them while the run changes files.
 #[test]
 fn sigkill_at_random_moments_loses_nothing() {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
@@ -132,28 +157,25 @@ fn sigkill_at_random_moments_loses_nothing() {
             std::thread::sleep(Duration::from_micros(200));
         }
     };
-    for verb in ["link", "move", "remove"] {
+    for (verb, kills) in [("link", 34), ("move", 34), ("remove", 34), ("trash", 12)] {
         // How long an uncut run changes files here, to spread the kills
         // over that.
         let t = crash_tree(100);
         let state = tempfile::tempdir().unwrap();
-        let mut c = dedupe(state.path());
-        c.args(verb_args(verb, &t))
-            .arg(t.path("t"))
-            .stdout(std::process::Stdio::null());
+        let mut c = verb_cmd(verb, &t, state.path());
+        c.arg(t.path("t")).stdout(std::process::Stdio::null());
         let mut child = c.spawn().unwrap();
         let start = Instant::now();
         changing(state.path(), &mut child);
         let search = start.elapsed();
         assert!(child.wait().unwrap().success());
         let acting = start.elapsed().saturating_sub(search).as_micros() as u64;
-        for i in 0..34 {
+        for i in 0..kills {
             let t = crash_tree(100);
             let state = tempfile::tempdir().unwrap();
             let before = snapshot(&t.path("t"));
-            let mut c = dedupe(state.path());
-            c.args(verb_args(verb, &t))
-                .arg(t.path("t"))
+            let mut c = verb_cmd(verb, &t, state.path());
+            c.arg(t.path("t"))
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
             let mut child = c.spawn().unwrap();
@@ -186,8 +208,8 @@ fn sigkill_at_random_moments_loses_nothing() {
         }
     }
     // Most kills must land while the run goes on, or this tests nothing.
-    println!("{landed} of 102 kills landed mid-run, {mid_act} while changing files");
-    assert!(landed >= 60, "only {landed} of 102 kills landed mid-run");
+    println!("{landed} of 114 kills landed mid-run, {mid_act} while changing files");
+    assert!(landed >= 68, "only {landed} of 114 kills landed mid-run");
     assert!(
         mid_act >= 50,
         "only {mid_act} kills landed while files were changed"

@@ -5,6 +5,7 @@
 mod act;
 mod act_crash;
 mod act_review;
+mod act_trash_clone;
 mod cache;
 mod cli;
 mod dirs;

@@ -161,3 +161,108 @@ pub(super) fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome
         Err(e) => failed(format!("cannot move: {e}")),
     }
 }
+
+/// Moves the victim into the trash at `op.dest`: the info file first
+/// (exclusive, synced), then a rename that never replaces anything and
+/// never crosses file systems. The kept copy must still be there.
+pub(super) fn trash_to(op: &Op, v: &At, stamp: &FileStamp, k: &At, keep: &FileStamp) -> Outcome {
+    let Some(dest) = op.dest.as_deref() else {
+        return failed("no trash destination");
+    };
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    if !keeper_alive(k, keep) {
+        return Outcome::Skipped(Skip::KeptChanged);
+    }
+    let d = match fsops::at(dest) {
+        Ok(d) => d,
+        Err(e) => return failed(format!("cannot open the trash: {e}")),
+    };
+    let tmp = op
+        .tmp
+        .as_deref()
+        .expect("trash steps have a temporary name");
+    match super::trash::write_info(dest, &op.victim, tmp) {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Skipped(Skip::DestExists),
+        Err(e) => return failed(format!("cannot write the trash info file: {e}")),
+    }
+    let undo_info = || super::trash::remove_info(dest, &op.victim);
+    if !still(v, stamp) {
+        undo_info();
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    match rustix::fs::renameat_with(&v.dir, &v.name, &d.dir, &d.name, RenameFlags::NOREPLACE) {
+        Ok(()) => Outcome::Done,
+        Err(e) => {
+            undo_info();
+            match e {
+                Errno::XDEV => Outcome::Skipped(Skip::OtherDevice),
+                Errno::EXIST => Outcome::Skipped(Skip::DestExists),
+                e => failed(format!("cannot move to the trash: {e}")),
+            }
+        }
+    }
+}
+
+/// Largest request per `FIDEDUPERANGE` call: btrfs caps each at 16 MiB,
+/// and smaller requests keep each kernel-side lock short.
+const CLONE_CHUNK: u64 = 16 << 20;
+
+/// Makes the victim (`vf`, checked to be its inode) share the kept file's
+/// (`kf`) extents, range by range. The kernel compares each range and
+/// shares it only if the bytes are equal, so a write to either file at
+/// any moment leaves both contents intact: at worst the rest is left
+/// unshared (`Differs`).
+pub(super) fn clone_into(
+    v: &At,
+    stamp: &FileStamp,
+    vf: &std::os::fd::OwnedFd,
+    k: &At,
+    keep: &FileStamp,
+    kf: &std::os::fd::OwnedFd,
+) -> Outcome {
+    use extent_share::{dedupe_range, Deduped};
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    if !keeper_alive(k, keep) {
+        return Outcome::Skipped(Skip::KeptChanged);
+    }
+    // The kernel lets the file's owner (or an administrator) dedupe into
+    // a read-only descriptor; anyone else needs one open for writing
+    // (opening does not change the file).
+    let mut dest = None;
+    let mut off = 0u64;
+    while off < stamp.size {
+        let len = CLONE_CHUNK.min(stamp.size - off);
+        let fd = dest.as_ref().unwrap_or(vf);
+        match dedupe_range(kf, off, len, fd, off) {
+            Ok(Deduped::Same(0)) => return failed("the file system shared nothing"),
+            Ok(Deduped::Same(n)) => off += n,
+            Ok(Deduped::Differs) => return Outcome::Skipped(Skip::Differs),
+            Err(e) if dest.is_none() && e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
+                match v.open_write() {
+                    Ok(w) if same_inode(&w, stamp) => dest = Some(w),
+                    _ => return failed(format!("cannot share extents: {e}")),
+                }
+            }
+            Err(e) => {
+                let code = e.raw_os_error().map(Errno::from_raw_os_error);
+                return match code {
+                    Some(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOTTY) if off == 0 => {
+                        Outcome::Skipped(Skip::NoReflink)
+                    }
+                    Some(Errno::XDEV) => Outcome::Skipped(Skip::OtherDevice),
+                    _ => failed(format!("cannot share extents at byte {off}: {e}")),
+                };
+            }
+        }
+    }
+    Outcome::Done
+}
+
+fn same_inode(fd: &std::os::fd::OwnedFd, stamp: &FileStamp) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == (stamp.id.dev, stamp.id.ino))
+}

@@ -12,13 +12,14 @@
 //!
 //! A write into the victim between the comparison and the rename is lost
 //! with the victim's inode; no tool on Linux can close that window without
-//! `FIDEDUPERANGE` (which the `clone` action would use).
+//! `FIDEDUPERANGE`, which `clone` uses: there the kernel compares again
+//! and shares only equal bytes, atomically with respect to writers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 
-use super::change::{move_to, remove, replace, symlink_target};
+use super::change::{clone_into, move_to, remove, replace, symlink_target, trash_to};
 use super::fsops::{self, At};
 use super::journal::{Journal, Op, OpKind, OpState, StatRec};
 use super::plan::{Plan, Step};
@@ -78,6 +79,10 @@ pub enum Skip {
     /// On different devices, one of them an overlay or FUSE mount, which
     /// can show one file at two paths.
     MaybeSameFile,
+    /// `clone`: the two files already share every extent.
+    AlreadyShared,
+    /// `clone`: the file system cannot share extents.
+    NoReflink,
 }
 
 impl std::fmt::Display for Skip {
@@ -96,6 +101,8 @@ impl std::fmt::Display for Skip {
             Skip::MaybeSameFile => {
                 f.write_str("may be the kept file itself, seen through an overlay or FUSE mount")
             }
+            Skip::AlreadyShared => f.write_str("already shares every extent with the kept copy"),
+            Skip::NoReflink => f.write_str("the file system cannot share extents"),
         }
     }
 }
@@ -129,8 +136,9 @@ pub struct ActReport {
 /// Steps whose intents are journaled with one sync, then made, then
 /// recorded with one more: three syncs per step made `link` on 20k
 /// duplicates take 20 s here, most of it waiting for the disk. A batch
-/// holds three descriptors per step (two directories, the victim), so
-/// 128 stays well inside the usual limit of 1024.
+/// holds at most four descriptors per step (two directories, the victim,
+/// for `clone` the kept file), so 128 stays well inside the usual limit
+/// of 1024.
 const BATCH: usize = 128;
 
 /// Threads that close victims (see [`execute`]).
@@ -143,10 +151,10 @@ struct Ready {
     v: At,
     k: At,
     kst: rustix::fs::Stat,
-    /// The victim was the inode's only link: the change frees its bytes.
-    frees: bool,
     /// The victim, open: see [`execute`] on where it is closed.
     vf: std::os::fd::OwnedFd,
+    /// `clone`: the kept file, open (the source of the extents).
+    kf: Option<std::os::fd::OwnedFd>,
 }
 
 /// Runs `plan`, journaling into `journal`; `on_step` hears each outcome.
@@ -162,7 +170,7 @@ pub fn execute(
     let mut report = ActReport::default();
     // A kept file gains a link (and a new ctime) with each hard link made
     // to it: what this run did to it is not a change since the scan.
-    let mut kept_now: HashMap<FileId, FileStamp> = HashMap::new();
+    let mut ours_now: HashMap<FileId, FileStamp> = HashMap::new();
     let mut count = |report: &mut ActReport, step: &Step, outcome: &Outcome, frees: bool| {
         match outcome {
             Outcome::Done => {
@@ -197,7 +205,7 @@ pub fn execute(
             journal,
             stop,
             &mut report,
-            &mut kept_now,
+            &mut ours_now,
             &mut count,
             &closer,
         );
@@ -218,11 +226,21 @@ fn run_batches(
     journal: &mut Journal,
     stop: &dyn Fn() -> bool,
     report: &mut ActReport,
-    kept_now: &mut HashMap<FileId, FileStamp>,
+    ours_now: &mut HashMap<FileId, FileStamp>,
     count: &mut impl FnMut(&mut ActReport, &Step, &Outcome, bool),
     closer: &crossbeam_channel::Sender<std::os::fd::OwnedFd>,
 ) -> io::Result<()> {
     let mut steps = plan.steps.iter().enumerate().peekable();
+    let mut run = RunState {
+        taken: HashSet::new(),
+        covered: HashMap::new(),
+        freed: HashSet::new(),
+    };
+    // Paths of one inode the plan acts on (with `--hard-links`, every
+    // path of a losing inode is a step of its own).
+    for s in &plan.steps {
+        *run.covered.entry(s.victim.stamp.id).or_insert(0) += 1;
+    }
     while steps.peek().is_some() {
         if stop() {
             report.interrupted = true;
@@ -232,10 +250,13 @@ fn run_batches(
         let mut batch: Vec<Ready> = Vec::new();
         while batch.len() < BATCH {
             let Some((i, step)) = steps.next() else { break };
-            let keep = kept_now
+            let keep = ours_now
                 .get(&step.keep.stamp.id)
                 .unwrap_or(&step.keep.stamp);
-            match prepare(&plan.action, opts, i, step, *keep) {
+            let victim = ours_now
+                .get(&step.victim.stamp.id)
+                .unwrap_or(&step.victim.stamp);
+            match prepare(&plan.action, opts, i, step, (*keep, *victim), &mut run) {
                 Ok(r) => batch.push(r),
                 Err(outcome) => count(report, step, &outcome, false),
             }
@@ -252,13 +273,24 @@ fn run_batches(
             crash(opts, r.op.op, CrashPoint::AfterIntent);
             let step = &plan.steps[r.index];
             let was = fsops::stamp_of(&r.kst);
-            let keep = kept_now.get(&was.id).copied().unwrap_or(was);
+            let keep = ours_now.get(&was.id).copied().unwrap_or(was);
+            let vs = ours_now
+                .get(&step.victim.stamp.id)
+                .copied()
+                .unwrap_or(step.victim.stamp);
             let outcome = match r.op.kind {
-                OpKind::Remove => remove(&r.v, &step.victim.stamp, &r.k, &keep),
-                OpKind::Link | OpKind::Symlink => {
-                    replace(&r.op, opts, &r.v, &step.victim.stamp, &r.k, &keep)
-                }
-                OpKind::Move => move_to(&r.v, &step.victim.stamp, r.op.dest.as_deref()),
+                OpKind::Remove => remove(&r.v, &vs, &r.k, &keep),
+                OpKind::Link | OpKind::Symlink => replace(&r.op, opts, &r.v, &vs, &r.k, &keep),
+                OpKind::Move => move_to(&r.v, &vs, r.op.dest.as_deref()),
+                OpKind::Trash => trash_to(&r.op, &r.v, &vs, &r.k, &keep),
+                OpKind::Clone => clone_into(
+                    &r.v,
+                    &vs,
+                    &r.vf,
+                    &r.k,
+                    &keep,
+                    r.kf.as_ref().expect("clone steps hold the kept file"),
+                ),
             };
             crash(opts, r.op.op, CrashPoint::AfterChange);
             // A hard link moves the kept file's ctime: take the new one as
@@ -267,7 +299,20 @@ fn run_batches(
                 if let Ok(st) = r.k.stat() {
                     let now = fsops::stamp_of(&st);
                     if (now.id, now.size, now.mtime_ns) == (keep.id, keep.size, keep.mtime_ns) {
-                        kept_now.insert(now.id, now);
+                        ours_now.insert(now.id, now);
+                    }
+                }
+            }
+            // Likewise a victim's inode that lives on at its other paths
+            // (the next steps of a hard-link set): unlinking one moved
+            // its ctime.
+            if outcome == Outcome::Done {
+                if let Ok(st) = rustix::fs::fstat(&r.vf) {
+                    let now = fsops::stamp_of(&st);
+                    if st.st_nlink > 0
+                        && (now.id, now.size, now.mtime_ns) == (vs.id, vs.size, vs.mtime_ns)
+                    {
+                        ours_now.insert(now.id, now);
                     }
                 }
             }
@@ -304,7 +349,19 @@ fn run_batches(
         }))?;
         for (r, outcome) in batch.into_iter().zip(&outcomes) {
             let step = &plan.steps[r.index];
-            count(report, step, outcome, r.frees && r.op.kind != OpKind::Move);
+            // Bytes are freed when the victim's inode lost its last link
+            // (a moved or trashed file still takes its space), or by a
+            // clone.
+            let frees = match r.op.kind {
+                OpKind::Clone => true,
+                OpKind::Move | OpKind::Trash => false,
+                // Once per inode: a hard-link set's steps all see it gone.
+                _ => {
+                    rustix::fs::fstat(&r.vf).is_ok_and(|st| st.st_nlink == 0)
+                        && run.freed.insert(r.op.victim_stat.ino_key())
+                }
+            };
+            count(report, step, outcome, frees);
             let _ = closer.send(r.vf);
         }
     }
@@ -336,6 +393,50 @@ fn aliasing_fs(dir: &At) -> bool {
     })
 }
 
+/// What the checks of a run remember across steps.
+struct RunState {
+    /// Trash names given to this run's steps (not on disk until made).
+    taken: HashSet<std::path::PathBuf>,
+    /// How many steps act on each victim inode.
+    covered: HashMap<FileId, u64>,
+    /// Victim inodes whose bytes were counted as freed.
+    freed: HashSet<(u64, u64)>,
+}
+
+/// The rules of the kinds that need both files on one file system: a hard
+/// link keeps one owner, mode and set of extended attributes; a clone of
+/// files that already share every extent is done already.
+fn same_fs_rules(
+    kind: OpKind,
+    opts: &ExecOptions,
+    (vst, vf): (&rustix::fs::Stat, &std::os::fd::OwnedFd),
+    (kst, kf): (&rustix::fs::Stat, &std::os::fd::OwnedFd),
+) -> Result<(), Outcome> {
+    use Outcome::Skipped;
+    if !matches!(kind, OpKind::Link | OpKind::Clone) {
+        return Ok(());
+    }
+    if vst.st_dev != kst.st_dev {
+        return Err(Skipped(Skip::OtherDevice));
+    }
+    if kind == OpKind::Clone {
+        // A re-run finds nothing left to do, without reading a byte.
+        if extent_share::fully_shared(vf, kf).unwrap_or(false) {
+            return Err(Skipped(Skip::AlreadyShared));
+        }
+        return Ok(());
+    }
+    // One inode has one owner, mode and set of extended attributes
+    // (capabilities, ACLs, security labels): a link would change them.
+    let meta = |s: &rustix::fs::Stat| (s.st_uid, s.st_gid, s.st_mode & 0o7777);
+    if !opts.allow_metadata_change
+        && (meta(vst) != meta(kst) || fsops::xattrs(vf) != fsops::xattrs(kf))
+    {
+        return Err(Skipped(Skip::Metadata));
+    }
+    Ok(())
+}
+
 /// Checks a step (both files unchanged since the scan, the rules, equal
 /// bytes); `Err` is the step's final outcome.
 fn prepare(
@@ -343,12 +444,13 @@ fn prepare(
     opts: &ExecOptions,
     index: usize,
     step: &Step,
-    keep_stamp: FileStamp,
+    (keep_stamp, victim_stamp): (FileStamp, FileStamp),
+    run: &mut RunState,
 ) -> Result<Ready, Outcome> {
     use Outcome::Skipped;
     let v = fsops::at(&step.victim).map_err(|_| Skipped(Skip::VictimChanged))?;
     let vst = match v.stat() {
-        Ok(st) if fsops::unchanged(&st, &step.victim.stamp) => st,
+        Ok(st) if fsops::unchanged(&st, &victim_stamp) => st,
         _ => return Err(Skipped(Skip::VictimChanged)),
     };
     let k = fsops::at(&step.keep).map_err(|_| Skipped(Skip::KeptChanged))?;
@@ -369,8 +471,15 @@ fn prepare(
         } => OpKind::Link,
         Action::Link { symbolic: true, .. } => OpKind::Symlink,
         Action::Move { .. } => OpKind::Move,
+        Action::Trash => OpKind::Trash,
+        Action::Clone => OpKind::Clone,
     };
-    if vst.st_nlink > 1 && !opts.allow_other_links {
+    // Sharing extents changes the inode's data for all its links alike:
+    // other links are no reason to leave it. Otherwise an inode goes only
+    // if the plan acts on every one of its links (found with
+    // `--hard-links`), or when asked.
+    let covered = run.covered.get(&victim_stamp.id).copied().unwrap_or(0);
+    if kind != OpKind::Clone && vst.st_nlink > covered.max(1) && !opts.allow_other_links {
         return Err(Skipped(Skip::OtherLinks(vst.st_nlink)));
     }
     // The bytes, now, through handles checked to be the stat'ed inodes.
@@ -386,19 +495,7 @@ fn prepare(
     if !same_inode(&kf, &kst) {
         return Err(Skipped(Skip::KeptChanged));
     }
-    if kind == OpKind::Link {
-        if vst.st_dev != kst.st_dev {
-            return Err(Skipped(Skip::OtherDevice));
-        }
-        // One inode has one owner, mode and set of extended attributes
-        // (capabilities, ACLs, security labels): a link would change them.
-        let meta = |s: &rustix::fs::Stat| (s.st_uid, s.st_gid, s.st_mode & 0o7777);
-        if !opts.allow_metadata_change
-            && (meta(&vst) != meta(&kst) || fsops::xattrs(&vf) != fsops::xattrs(&kf))
-        {
-            return Err(Skipped(Skip::Metadata));
-        }
-    }
+    same_fs_rules(kind, opts, (&vst, &vf), (&kst, &kf))?;
     // The hash undo will check is computed here, from the bytes compared,
     // never taken from a report.
     let hash = match fsops::same_bytes(&vf, &kf, step.algo) {
@@ -416,13 +513,33 @@ fn prepare(
     let op_no = index as u64 + 1;
     // Absolute, so recovery and undo work from any directory.
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dest = match kind {
+        OpKind::Trash => {
+            let dir = step
+                .victim
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty());
+            let trash = super::trash::trash_dir(dir.unwrap_or(Path::new(".")), vst.st_dev)
+                .map_err(|e| failed(format!("no usable trash directory: {e}")))?;
+            Some(super::trash::free_name(
+                &trash,
+                v.name.as_os_str(),
+                &mut run.taken,
+            ))
+        }
+        _ => step.dest.as_deref().map(abs),
+    };
     let op = Op {
         op: op_no,
         kind,
         victim: abs(&step.victim),
         keep: abs(&step.keep),
-        tmp: matches!(kind, OpKind::Link | OpKind::Symlink).then(|| fsops::temp_name(op_no)),
-        dest: step.dest.as_deref().map(abs),
+        // A link's temporary name beside the victim; a trash info file's
+        // in the trash's info directory.
+        tmp: matches!(kind, OpKind::Link | OpKind::Symlink | OpKind::Trash)
+            .then(|| fsops::temp_name(op_no)),
+        dest,
         target,
         victim_stat: StatRec::of(&vst),
         keep_stat: StatRec::of(&kst),
@@ -437,8 +554,8 @@ fn prepare(
         v,
         k,
         kst,
-        frees: vst.st_nlink == 1,
         vf,
+        kf: (kind == OpKind::Clone).then_some(kf),
     })
 }
 

@@ -59,6 +59,17 @@ impl At {
         )
     }
 
+    /// Opens the name for writing (no truncation, never through a
+    /// symlink); used only where the kernel needs a writable descriptor.
+    pub(crate) fn open_write(&self) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat(
+            &self.dir,
+            &self.name,
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+    }
+
     /// Makes the directory's entries durable (best effort: a handle opened
     /// only for searching cannot be synced).
     pub(crate) fn sync_dir(&self) {

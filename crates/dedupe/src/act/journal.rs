@@ -68,6 +68,18 @@ pub enum OpKind {
     Symlink,
     /// The victim was renamed to `dest`.
     Move,
+    /// The victim was renamed to `dest` in a trash directory, whose info
+    /// file names its original path.
+    Trash,
+    /// The victim was made to share the kept file's extents.
+    Clone,
+}
+
+impl StatRec {
+    /// Device and inode.
+    pub(crate) fn ino_key(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
 impl OpKind {
@@ -78,6 +90,8 @@ impl OpKind {
             OpKind::Link => "link",
             OpKind::Symlink => "symlink",
             OpKind::Move => "move",
+            OpKind::Trash => "trash",
+            OpKind::Clone => "clone",
         }
     }
 
@@ -87,6 +101,8 @@ impl OpKind {
             "link" => OpKind::Link,
             "symlink" => OpKind::Symlink,
             "move" => OpKind::Move,
+            "trash" => OpKind::Trash,
+            "clone" => OpKind::Clone,
             _ => return None,
         })
     }
@@ -119,7 +135,7 @@ pub struct Op {
     pub keep: PathBuf,
     /// The temporary name (in the victim's directory) a link is made at.
     pub tmp: Option<PathBuf>,
-    /// For a move: where to.
+    /// For a move or trash: where to.
     pub dest: Option<PathBuf>,
     /// For a symlink: what it points to.
     pub target: Option<PathBuf>,

@@ -1,5 +1,5 @@
-//! Acting on duplicates: remove, hard or symbolic link, or move every copy
-//! but one, without ever losing a content; and recovering or undoing such
+//! Acting on duplicates: remove, trash, hard or symbolic link, move or
+//! clone (share extents with) every copy but one, without ever losing a content; and recovering or undoing such
 //! a run from its journal.
 //!
 //! The flow: [`plan`] (pure: which copy stays, what happens to the rest)
@@ -11,6 +11,7 @@ mod exec;
 mod fsops;
 pub mod journal;
 mod plan;
+mod trash;
 mod undo;
 
 use std::path::PathBuf;
@@ -38,6 +39,13 @@ pub enum Action {
         /// The destination directory.
         to: PathBuf,
     },
+    /// Move it to the freedesktop.org trash of its own file system.
+    Trash,
+    /// Make it share the kept copy's extents (`FIDEDUPERANGE`, on
+    /// btrfs, XFS and other reflink file systems): both stay separate
+    /// files with their own metadata, and the kernel compares the bytes
+    /// as it shares them.
+    Clone,
 }
 
 impl Action {
@@ -50,6 +58,8 @@ impl Action {
             } => "link",
             Action::Link { symbolic: true, .. } => "symlink",
             Action::Move { .. } => "move",
+            Action::Trash => "trash",
+            Action::Clone => "clone",
         }
     }
 }

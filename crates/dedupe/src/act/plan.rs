@@ -184,6 +184,19 @@ fn depth(p: &Path) -> usize {
     p.components().count()
 }
 
+/// Whether `p` lies in a freedesktop.org trash can (`.../Trash/files/`,
+/// `.../.Trash-UID/files/`, `.../.Trash/UID/files/`): such a copy is kept
+/// only if no other is left, since emptying the trash would delete it.
+fn in_trash(p: &Path) -> bool {
+    let parts: Vec<&[u8]> = p.iter().map(OsStrExt::as_bytes).collect();
+    parts
+        .windows(2)
+        .any(|w| w[1] == b"files" && (w[0] == b"Trash" || w[0].starts_with(b".Trash-")))
+        || parts
+            .windows(3)
+            .any(|w| w[0] == b".Trash" && w[2] == b"files")
+}
+
 fn links(p: &Path) -> u64 {
     std::fs::symlink_metadata(p).map_or(0, |m| m.nlink())
 }
@@ -288,11 +301,12 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
             .collect();
         let reference = |f: &GroupFile| guards[f.path.as_path()].0;
         let is_protected = |f: &GroupFile| guards[f.path.as_path()].1;
-        // References first, then the chain.
+        // References first, copies in a trash can last, then the chain.
         let mut files: Vec<&GroupFile> = g.files.iter().collect();
         files.sort_by(|a, b| {
             reference(b)
                 .cmp(&reference(a))
+                .then_with(|| in_trash(a).cmp(&in_trash(b)))
                 .then_with(|| rank(rules, &opts.roots, a, b))
         });
         let keep = files[0];

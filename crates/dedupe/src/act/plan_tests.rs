@@ -207,3 +207,22 @@ fn the_default_chain_and_links_and_real_paths_and_moves() {
     let p = plan(&[g], &Action::Remove, &opts);
     assert!(p.steps.is_empty(), "protected through its real path");
 }
+
+/// A copy in a trash can goes with the trash when it is emptied: any
+/// other copy is kept first, whatever the chain says.
+#[test]
+fn a_copy_in_the_trash_is_kept_only_when_it_is_the_last() {
+    for trashed in [
+        "/r1/.local/share/Trash/files/a",
+        "/r1/.Trash-1000/files/a",
+        "/r1/.Trash/1000/files/a",
+    ] {
+        let files = vec![file(trashed, 1, 1), file("/r2/much/deeper/a", 2, 9)];
+        assert_eq!(
+            kept("root-order,oldest,shortest-path", files),
+            "/r2/much/deeper/a"
+        );
+    }
+    let files = vec![file("/r1/Trash/a", 1, 1), file("/r2/x/a", 2, 9)];
+    assert_eq!(kept("root-order", files), "/r1/Trash/a", "not a trash can");
+}

@@ -2,13 +2,13 @@
 //!
 //! * Recovery settles changes a killed run began but did not record the
 //!   end of: the victim's path says whether the rename (or unlink, or
-//!   move) happened; a leftover temporary link is removed. Nothing is
-//!   redone.
-//! * Undo reverses a run's changes, last first: a moved file goes back; a
-//!   link becomes an independent copy again (written beside it, checked
-//!   against the recorded hash, given the recorded mode, owner and
-//!   modification time, then renamed over the link); a removal is
-//!   reported as irreversible.
+//!   move) happened; a leftover temporary link, or the trash info file of
+//!   a file that never reached the trash, is removed. Nothing is redone.
+//! * Undo reverses a run's changes, last first: a moved or trashed file
+//!   goes back; a link or a clone becomes an independent copy again
+//!   (written beside it, checked against the recorded hash, given the
+//!   recorded mode, owner and modification time, then renamed over the
+//!   link or clone); a removal is reported as irreversible.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -50,6 +50,9 @@ fn is_our_symlink(v: &At, name: &Path, target: Option<&Path>) -> bool {
 fn is_ours(v: &At, name: &Path, op: &Op) -> bool {
     match op.kind {
         OpKind::Symlink => is_our_symlink(v, name, op.target.as_deref()),
+        // A clone is the victim's own inode, with shared extents.
+        OpKind::Clone => rustix::fs::statat(&v.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| is(&st, &op.victim_stat)),
         _ => rustix::fs::statat(&v.dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|st| is(&st, &op.keep_stat)),
     }
@@ -68,13 +71,22 @@ fn settle(op: &Op) -> io::Result<bool> {
             }
             Ok(done)
         }
-        OpKind::Move => {
+        OpKind::Move | OpKind::Trash => {
             let source = fsops::at(&op.victim).and_then(|v| v.stat());
-            if source.is_ok_and(|st| is(&st, &op.victim_stat)) {
-                return Ok(false);
-            }
             let dest = op.dest.as_deref().map(fsops::at);
-            Ok(matches!(dest, Some(Ok(d)) if d.stat().is_ok_and(|st| is(&st, &op.victim_stat))))
+            let done = !source.is_ok_and(|st| is(&st, &op.victim_stat))
+                && matches!(dest, Some(Ok(d)) if d.stat().is_ok_and(|st| is(&st, &op.victim_stat)));
+            if let (OpKind::Trash, Some(dest)) = (op.kind, op.dest.as_deref()) {
+                super::trash::clean_after(dest, &op.victim, op.tmp.as_deref(), done);
+            }
+            Ok(done)
+        }
+        // Sharing extents leaves both contents as they were whether or
+        // not it happened; count it made if the file is still there, so
+        // undo makes it an independent copy either way.
+        OpKind::Clone => {
+            let v = fsops::at(&op.victim)?;
+            Ok(is_ours(&v, &v.name, op))
         }
         OpKind::Remove => match fsops::at(&op.victim).and_then(|v| v.stat()) {
             Err(rustix::io::Errno::NOENT) => Ok(true),
@@ -161,14 +173,28 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
     let mut report = UndoReport::default();
     let mut j = open_locked(path)?;
     let log = recover_locked(path, &mut j, &mut report)?;
+    // Paths of one inode (a hard-link set relinked with `--hard-links`)
+    // become one inode again: the first restored is copied, the others
+    // linked to that copy. Keyed by the original inode; the value is the
+    // copy's path and its inode.
+    let mut restored: std::collections::HashMap<(u64, u64), (PathBuf, (u64, u64))> =
+        std::collections::HashMap::new();
     for op in log.ops.iter().rev().filter(|o| o.state == OpState::Done) {
+        let original = (op.victim_stat.dev, op.victim_stat.ino);
         let result = match op.kind {
             OpKind::Remove => {
                 report.irreversible.push(op.victim.clone());
                 continue;
             }
-            OpKind::Move => move_back(op),
-            OpKind::Link | OpKind::Symlink => restore_copy(op, &mut j),
+            OpKind::Move | OpKind::Trash => move_back(op),
+            OpKind::Link | OpKind::Symlink | OpKind::Clone => {
+                let sibling = restored.get(&original).cloned();
+                restore_copy(op, &mut j, sibling.as_ref()).map(|id| {
+                    restored
+                        .entry(original)
+                        .or_insert_with(|| (op.victim.clone(), id));
+                })
+            }
         };
         match result {
             Ok(()) => {
@@ -200,13 +226,34 @@ fn move_back(op: &Op) -> io::Result<()> {
     let v = fsops::at(&op.victim)?;
     rustix::fs::renameat_with(&d.dir, &d.name, &v.dir, &v.name, RenameFlags::NOREPLACE)?;
     v.sync_dir();
+    if op.kind == OpKind::Trash {
+        super::trash::remove_info(dest, &op.victim);
+    }
     Ok(())
 }
 
-fn restore_copy(op: &Op, j: &mut Journal) -> io::Result<()> {
+/// Makes the victim's path an independent file again: a checked copy, or
+/// with `sibling` (another path of the same original inode, restored
+/// already, and its new inode) a hard link to that copy. Returns the
+/// inode now at the path.
+fn restore_copy(
+    op: &Op,
+    j: &mut Journal,
+    sibling: Option<&(PathBuf, (u64, u64))>,
+) -> io::Result<(u64, u64)> {
     let v = fsops::at(&op.victim)?;
     if !is_ours(&v, &v.name, op) {
         return Err(other("the path no longer holds the link dedupe made"));
+    }
+    if let Some((path, id)) = sibling {
+        let s = fsops::at(path)?;
+        // Still the copy this undo made, or copy afresh.
+        if s.stat().is_ok_and(|st| (st.st_dev, st.st_ino) == *id) {
+            let tmp = fsops::temp_name(op.op);
+            j.undo_intent(op.op, &tmp)?;
+            rustix::fs::linkat(&s.dir, &s.name, &v.dir, &tmp, AtFlags::empty())?;
+            return place(&v, &tmp, op);
+        }
     }
     let algo = HashAlgo::from_str(&op.algo).map_err(other)?;
     // Read through the link (a hard link is the kept inode itself; a
@@ -250,18 +297,28 @@ fn restore_copy(op: &Op, j: &mut Journal) -> io::Result<()> {
         rustix::fs::fsync(&dst)?;
         Ok(())
     });
-    if let Err(e) = written.and_then(|()| {
-        // Still the link we made, right before it is replaced.
-        if !is_ours(&v, &v.name, op) {
-            return Err(other("the path changed during undo"));
-        }
-        Ok(rustix::fs::renameat(&v.dir, &tmp, &v.dir, &v.name)?)
-    }) {
+    if let Err(e) = written {
         let _ = rustix::fs::unlinkat(&v.dir, &tmp, AtFlags::empty());
         return Err(e);
     }
+    place(&v, &tmp, op)
+}
+
+/// Renames the restored file at `tmp` over the victim's path, if that
+/// still holds what dedupe made; returns the inode now there.
+fn place(v: &At, tmp: &Path, op: &Op) -> io::Result<(u64, u64)> {
+    let renamed = if is_ours(v, &v.name, op) {
+        rustix::fs::renameat(&v.dir, tmp, &v.dir, &v.name).map_err(io::Error::from)
+    } else {
+        Err(other("the path changed during undo"))
+    };
+    if let Err(e) = renamed {
+        let _ = rustix::fs::unlinkat(&v.dir, tmp, AtFlags::empty());
+        return Err(e);
+    }
     v.sync_dir();
-    Ok(())
+    let st = v.stat()?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Copies `src` to `dst`, returning the hex hash of what was copied.
