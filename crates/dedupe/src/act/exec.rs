@@ -17,13 +17,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::path::Path;
 
-use super::change::{clone_into, move_to, remove, replace, symlink_target, trash_to};
-use super::fsops::{self, At};
-use super::journal::{Journal, Op, OpKind, OpState, StatRec};
+use super::change::{clone_into, move_to, remove, replace, trash_to};
+use super::check::{prepare, Ready, RunState};
+use super::fsops;
+use super::journal::{Journal, OpKind, OpState};
 use super::plan::{Plan, Step};
-use super::Action;
 use crate::entry::FileId;
 use crate::pipeline::keys::FileStamp;
 
@@ -144,19 +143,6 @@ const BATCH: usize = 128;
 /// Threads that close victims (see [`execute`]).
 const CLOSERS: usize = 4;
 
-/// A checked step, ready to be journaled and made.
-struct Ready {
-    index: usize,
-    op: Op,
-    v: At,
-    k: At,
-    kst: rustix::fs::Stat,
-    /// The victim, open: see [`execute`] on where it is closed.
-    vf: std::os::fd::OwnedFd,
-    /// `clone`: the kept file, open (the source of the extents).
-    kf: Option<std::os::fd::OwnedFd>,
-}
-
 /// Runs `plan`, journaling into `journal`; `on_step` hears each outcome.
 /// `stop` is polled between batches of steps. A journal that cannot be
 /// written stops the run with that error: nothing is changed unrecorded.
@@ -270,53 +256,7 @@ fn run_batches(
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for r in &batch {
-            crash(opts, r.op.op, CrashPoint::AfterIntent);
-            let step = &plan.steps[r.index];
-            let was = fsops::stamp_of(&r.kst);
-            let keep = ours_now.get(&was.id).copied().unwrap_or(was);
-            let vs = ours_now
-                .get(&step.victim.stamp.id)
-                .copied()
-                .unwrap_or(step.victim.stamp);
-            let outcome = match r.op.kind {
-                OpKind::Remove => remove(&r.v, &vs, &r.k, &keep),
-                OpKind::Link | OpKind::Symlink => replace(&r.op, opts, &r.v, &vs, &r.k, &keep),
-                OpKind::Move => move_to(&r.v, &vs, r.op.dest.as_deref()),
-                OpKind::Trash => trash_to(&r.op, &r.v, &vs, &r.k, &keep),
-                OpKind::Clone => clone_into(
-                    &r.v,
-                    &vs,
-                    &r.vf,
-                    &r.k,
-                    &keep,
-                    r.kf.as_ref().expect("clone steps hold the kept file"),
-                ),
-            };
-            crash(opts, r.op.op, CrashPoint::AfterChange);
-            // A hard link moves the kept file's ctime: take the new one as
-            // ours only if its size and mtime did not move (a write).
-            if outcome == Outcome::Done && r.op.kind == OpKind::Link {
-                if let Ok(st) = r.k.stat() {
-                    let now = fsops::stamp_of(&st);
-                    if (now.id, now.size, now.mtime_ns) == (keep.id, keep.size, keep.mtime_ns) {
-                        ours_now.insert(now.id, now);
-                    }
-                }
-            }
-            // Likewise a victim's inode that lives on at its other paths
-            // (the next steps of a hard-link set): unlinking one moved
-            // its ctime.
-            if outcome == Outcome::Done {
-                if let Ok(st) = rustix::fs::fstat(&r.vf) {
-                    let now = fsops::stamp_of(&st);
-                    if st.st_nlink > 0
-                        && (now.id, now.size, now.mtime_ns) == (vs.id, vs.size, vs.mtime_ns)
-                    {
-                        ours_now.insert(now.id, now);
-                    }
-                }
-            }
-            outcomes.push(outcome);
+            outcomes.push(make(plan, opts, r, ours_now));
         }
         // The changes on disk before their outcomes are: one syncfs per
         // file system touched (a directory fsync each would cost what the
@@ -368,195 +308,65 @@ fn run_batches(
     Ok(())
 }
 
+/// Makes one checked, journaled change, and notes what it did to the
+/// stamps of the inodes it touched.
+fn make(
+    plan: &Plan,
+    opts: &ExecOptions,
+    r: &Ready,
+    ours_now: &mut HashMap<FileId, FileStamp>,
+) -> Outcome {
+    crash(opts, r.op.op, CrashPoint::AfterIntent);
+    let step = &plan.steps[r.index];
+    let was = fsops::stamp_of(&r.kst);
+    let keep = ours_now.get(&was.id).copied().unwrap_or(was);
+    let vs = ours_now
+        .get(&step.victim.stamp.id)
+        .copied()
+        .unwrap_or(step.victim.stamp);
+    let outcome = match r.op.kind {
+        OpKind::Remove => remove(&r.v, &vs, &r.k, &keep),
+        OpKind::Link | OpKind::Symlink => replace(&r.op, opts, &r.v, &vs, &r.k, &keep),
+        OpKind::Move => move_to(&r.v, &vs, r.op.dest.as_deref()),
+        OpKind::Trash => trash_to(&r.op, &r.v, &vs, &r.k, &keep),
+        OpKind::Clone => clone_into(
+            &r.v,
+            &vs,
+            &r.vf,
+            &r.k,
+            &keep,
+            r.kf.as_ref().expect("clone steps hold the kept file"),
+        ),
+    };
+    crash(opts, r.op.op, CrashPoint::AfterChange);
+    if outcome != Outcome::Done {
+        return outcome;
+    }
+    // A hard link moves the kept file's ctime: take the new one as ours
+    // only if its size and mtime did not move (a write).
+    let mut note = |st: &rustix::fs::Stat, was: &FileStamp| {
+        let now = fsops::stamp_of(st);
+        if st.st_nlink > 0 && (now.id, now.size, now.mtime_ns) == (was.id, was.size, was.mtime_ns) {
+            ours_now.insert(now.id, now);
+        }
+    };
+    if r.op.kind == OpKind::Link {
+        if let Ok(st) = r.k.stat() {
+            note(&st, &keep);
+        }
+    }
+    // Likewise a victim's inode that lives on at its other paths (the
+    // next steps of a hard-link set): unlinking one moved its ctime.
+    if let Ok(st) = rustix::fs::fstat(&r.vf) {
+        note(&st, &vs);
+    }
+    outcome
+}
+
 pub(super) fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {
     if opts.crash_at == Some((op, at)) {
         std::process::abort();
     }
-}
-
-fn failed(e: impl std::fmt::Display) -> Outcome {
-    Outcome::Failed(e.to_string())
-}
-
-/// File systems on which two paths on different devices may be one file
-/// (an overlay and its lower directory; a FUSE union such as mergerfs and
-/// its branches): device and inode do not tell, and equal bytes prove
-/// nothing, so nothing is removed, linked or moved across them.
-fn aliasing_fs(dir: &At) -> bool {
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
-    rustix::fs::fstatfs(&dir.dir).is_ok_and(|s| {
-        // `f_type`'s width differs between architectures.
-        #[allow(clippy::unnecessary_cast)]
-        let t = s.f_type as i64;
-        t == OVERLAYFS_SUPER_MAGIC || t == FUSE_SUPER_MAGIC
-    })
-}
-
-/// What the checks of a run remember across steps.
-struct RunState {
-    /// Trash names given to this run's steps (not on disk until made).
-    taken: HashSet<std::path::PathBuf>,
-    /// How many steps act on each victim inode.
-    covered: HashMap<FileId, u64>,
-    /// Victim inodes whose bytes were counted as freed.
-    freed: HashSet<(u64, u64)>,
-}
-
-/// The rules of the kinds that need both files on one file system: a hard
-/// link keeps one owner, mode and set of extended attributes; a clone of
-/// files that already share every extent is done already.
-fn same_fs_rules(
-    kind: OpKind,
-    opts: &ExecOptions,
-    (vst, vf): (&rustix::fs::Stat, &std::os::fd::OwnedFd),
-    (kst, kf): (&rustix::fs::Stat, &std::os::fd::OwnedFd),
-) -> Result<(), Outcome> {
-    use Outcome::Skipped;
-    if !matches!(kind, OpKind::Link | OpKind::Clone) {
-        return Ok(());
-    }
-    if vst.st_dev != kst.st_dev {
-        return Err(Skipped(Skip::OtherDevice));
-    }
-    if kind == OpKind::Clone {
-        // A re-run finds nothing left to do, without reading a byte.
-        if extent_share::fully_shared(vf, kf).unwrap_or(false) {
-            return Err(Skipped(Skip::AlreadyShared));
-        }
-        return Ok(());
-    }
-    // One inode has one owner, mode and set of extended attributes
-    // (capabilities, ACLs, security labels): a link would change them.
-    let meta = |s: &rustix::fs::Stat| (s.st_uid, s.st_gid, s.st_mode & 0o7777);
-    if !opts.allow_metadata_change
-        && (meta(vst) != meta(kst) || fsops::xattrs(vf) != fsops::xattrs(kf))
-    {
-        return Err(Skipped(Skip::Metadata));
-    }
-    Ok(())
-}
-
-/// Checks a step (both files unchanged since the scan, the rules, equal
-/// bytes); `Err` is the step's final outcome.
-fn prepare(
-    action: &Action,
-    opts: &ExecOptions,
-    index: usize,
-    step: &Step,
-    (keep_stamp, victim_stamp): (FileStamp, FileStamp),
-    run: &mut RunState,
-) -> Result<Ready, Outcome> {
-    use Outcome::Skipped;
-    let v = fsops::at(&step.victim).map_err(|_| Skipped(Skip::VictimChanged))?;
-    let vst = match v.stat() {
-        Ok(st) if fsops::unchanged(&st, &victim_stamp) => st,
-        _ => return Err(Skipped(Skip::VictimChanged)),
-    };
-    let k = fsops::at(&step.keep).map_err(|_| Skipped(Skip::KeptChanged))?;
-    let kst = match k.stat() {
-        Ok(st) if fsops::unchanged(&st, &keep_stamp) => st,
-        _ => return Err(Skipped(Skip::KeptChanged)),
-    };
-    if (vst.st_dev, vst.st_ino) == (kst.st_dev, kst.st_ino) {
-        return Err(Skipped(Skip::AlreadyLinked));
-    }
-    if vst.st_dev != kst.st_dev && (aliasing_fs(&v) || aliasing_fs(&k)) {
-        return Err(Skipped(Skip::MaybeSameFile));
-    }
-    let kind = match action {
-        Action::Remove => OpKind::Remove,
-        Action::Link {
-            symbolic: false, ..
-        } => OpKind::Link,
-        Action::Link { symbolic: true, .. } => OpKind::Symlink,
-        Action::Move { .. } => OpKind::Move,
-        Action::Trash => OpKind::Trash,
-        Action::Clone => OpKind::Clone,
-    };
-    // Sharing extents changes the inode's data for all its links alike:
-    // other links are no reason to leave it. Otherwise an inode goes only
-    // if the plan acts on every one of its links (found with
-    // `--hard-links`), or when asked.
-    let covered = run.covered.get(&victim_stamp.id).copied().unwrap_or(0);
-    if kind != OpKind::Clone && vst.st_nlink > covered.max(1) && !opts.allow_other_links {
-        return Err(Skipped(Skip::OtherLinks(vst.st_nlink)));
-    }
-    // The bytes, now, through handles checked to be the stat'ed inodes.
-    let (Ok(vf), Ok(kf)) = (v.open_read(), k.open_read()) else {
-        return Err(failed("cannot open both files to compare them"));
-    };
-    let same_inode = |fd: &std::os::fd::OwnedFd, st: &rustix::fs::Stat| {
-        rustix::fs::fstat(fd).is_ok_and(|f| (f.st_dev, f.st_ino) == (st.st_dev, st.st_ino))
-    };
-    if !same_inode(&vf, &vst) {
-        return Err(Skipped(Skip::VictimChanged));
-    }
-    if !same_inode(&kf, &kst) {
-        return Err(Skipped(Skip::KeptChanged));
-    }
-    same_fs_rules(kind, opts, (&vst, &vf), (&kst, &kf))?;
-    // The hash undo will check is computed here, from the bytes compared,
-    // never taken from a report.
-    let hash = match fsops::same_bytes(&vf, &kf, step.algo) {
-        Ok(Some(digest)) => digest,
-        Ok(None) => return Err(Skipped(Skip::Differs)),
-        Err(e) => return Err(failed(format!("cannot compare: {e}"))),
-    };
-    let target = match kind {
-        OpKind::Symlink => match symlink_target(action, &step.victim, &step.keep) {
-            Ok(t) => Some(t),
-            Err(e) => return Err(failed(format!("cannot resolve the link target: {e}"))),
-        },
-        _ => None,
-    };
-    let op_no = index as u64 + 1;
-    // Absolute, so recovery and undo work from any directory.
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let dest = match kind {
-        OpKind::Trash => {
-            let dir = step
-                .victim
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty());
-            let trash = super::trash::trash_dir(dir.unwrap_or(Path::new(".")), vst.st_dev)
-                .map_err(|e| failed(format!("no usable trash directory: {e}")))?;
-            Some(super::trash::free_name(
-                &trash,
-                v.name.as_os_str(),
-                &mut run.taken,
-            ))
-        }
-        _ => step.dest.as_deref().map(abs),
-    };
-    let op = Op {
-        op: op_no,
-        kind,
-        victim: abs(&step.victim),
-        keep: abs(&step.keep),
-        // A link's temporary name beside the victim; a trash info file's
-        // in the trash's info directory.
-        tmp: matches!(kind, OpKind::Link | OpKind::Symlink | OpKind::Trash)
-            .then(|| fsops::temp_name(op_no)),
-        dest,
-        target,
-        victim_stat: StatRec::of(&vst),
-        keep_stat: StatRec::of(&kst),
-        hash: hash.to_hex(),
-        algo: step.algo.name().to_string(),
-        state: OpState::Pending,
-        undo_tmp: None,
-    };
-    Ok(Ready {
-        index,
-        op,
-        v,
-        k,
-        kst,
-        vf,
-        kf: (kind == OpKind::Clone).then_some(kf),
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! [`undo`]. See each module for its rules.
 
 mod change;
+mod check;
 mod exec;
 mod fsops;
 pub mod journal;
