@@ -372,8 +372,10 @@ pub(super) fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::act::Action;
     use crate::group::{DuplicateGroup, GroupFile};
     use crate::hash::{Digest, HashAlgo};
+    use std::path::Path;
     use std::path::PathBuf;
 
     fn member(p: &Path) -> GroupFile {
