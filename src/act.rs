@@ -76,6 +76,9 @@ pub struct MoveArgs {
     /// Where the copies go, each at its path below its root.
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
+    /// When DIR is on another file system: copy each file, sync and verify the copy, then remove the original (otherwise such moves are skipped).
+    #[arg(long)]
+    pub allow_copy: bool,
 }
 
 /// `dedupe undo`.
@@ -115,7 +118,7 @@ pub fn move_(a: MoveArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             escape(root)
         );
     }
-    run(a.act, Action::Move { to }, interrupt)
+    run_with(a.act, Action::Move { to }, interrupt, a.allow_copy)
 }
 
 /// The real path of `p`, or of its nearest existing ancestor joined with
@@ -228,7 +231,16 @@ fn plan_options(a: &ActArgs) -> anyhow::Result<PlanOptions> {
     })
 }
 
-pub fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<u8> {
+pub fn run(a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Result<u8> {
+    run_with(a, action, interrupt, false)
+}
+
+fn run_with(
+    mut a: ActArgs,
+    action: Action,
+    interrupt: &Interrupt,
+    allow_copy: bool,
+) -> anyhow::Result<u8> {
     if !matches!(
         a.find.format,
         FindFormat::Text | FindFormat::Json | FindFormat::Jsonl
@@ -281,6 +293,7 @@ pub fn run(mut a: ActArgs, action: Action, interrupt: &Interrupt) -> anyhow::Res
     let exec = ExecOptions {
         allow_metadata_change: a.allow_metadata_change,
         allow_other_links: a.allow_other_links,
+        allow_copy,
         crash_at: crash_point(),
         before_changes: None,
     };

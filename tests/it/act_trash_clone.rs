@@ -347,3 +347,68 @@ fn clone_from_a_stale_report_touches_nothing_changed() {
     assert_eq!(fs::read(&victim).unwrap(), changed);
     assert!(!shared(&victim));
 }
+
+/// `move --allow-copy` to another file system: the copy is verified and
+/// carries the file's mode and mtime before the original goes; stopped at
+/// any point, nothing is lost and no half copy is left; undo copies back.
+#[test]
+fn move_across_file_systems_copies_only_when_allowed() {
+    if !as_root("move --allow-copy onto a tmpfs mount") {
+        return;
+    }
+    for crash in [None, Some("1:intent"), Some("1:temp"), Some("1:change")] {
+        let t = Tree::new();
+        let mnt = t.dir("mnt");
+        let _guard = Mount::new(&["-t", "tmpfs", "tmpfs"], &mnt);
+        t.file("t/a/x", blob(1, 300_000));
+        let y = t.file("t/b/y", blob(1, 300_000));
+        fs::set_permissions(&y, fs::Permissions::from_mode(0o640)).unwrap();
+        let root = t.path("t");
+        let before = snapshot(&root);
+        let state = tempfile::tempdir().unwrap();
+        let q = mnt.join("q");
+        let mut c = dedupe(state.path());
+        c.args(["move", "--allow-copy", "--to"]).arg(&q).arg(&root);
+        if let Some(at) = crash {
+            c.env("DEDUPE_CRASH_AT", at);
+        }
+        let out = run(c);
+        let mut all = contents(&root);
+        if q.exists() {
+            all.extend(contents(&q));
+        }
+        assert!(all.is_superset(&contents_of(&before)), "{crash:?}: lost");
+        match crash {
+            None => {
+                assert_eq!(code(&out), 0, "{}", stderr(&out));
+                assert!(!y.exists());
+                let moved = q.join("b/y");
+                assert_eq!(fs::read(&moved).unwrap(), blob(1, 300_000));
+                let (m, was) = (fs::metadata(&moved).unwrap(), &before[&b"b/y"[..]]);
+                let Node::File { mode, mtime, .. } = was else {
+                    panic!()
+                };
+                assert_eq!((m.mode(), (m.mtime(), m.mtime_nsec())), (*mode, *mtime));
+            }
+            Some(_) => assert!(out.status.code().is_none(), "{}", stderr(&out)),
+        }
+        let u = undo(state.path());
+        assert_eq!(code(&u), 0, "{crash:?}: {}", stdout(&u));
+        assert_eq!(snapshot(&root), before, "{crash:?}");
+        let left: Vec<_> = walk_files(&mnt);
+        assert!(left.is_empty(), "{crash:?}: left on the target: {left:?}");
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -206,6 +206,66 @@ pub(super) fn trash_to(op: &Op, v: &At, stamp: &FileStamp, k: &At, keep: &FileSt
     }
 }
 
+/// `move --allow-copy` to another file system: the victim's bytes are
+/// copied to a temporary name beside the destination, checked against the
+/// hash compared, given the victim's mode, owner and times, synced, and
+/// renamed into place without replacing anything; only then, if the
+/// victim is still what was copied, is it unlinked.
+pub(super) fn copy_move(
+    op: &Op,
+    opts: &ExecOptions,
+    v: &At,
+    stamp: &FileStamp,
+    vf: &std::os::fd::OwnedFd,
+) -> Outcome {
+    let (Some(dest), Some(tmp)) = (op.dest.as_deref(), op.tmp.as_deref()) else {
+        return failed("no destination");
+    };
+    if !still(v, stamp) {
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    if let Some(parent) = dest.parent() {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return failed(format!("cannot create {}: {e}", parent.display()));
+        }
+    }
+    let d = match fsops::at(dest) {
+        Ok(d) => d,
+        Err(e) => return failed(format!("cannot open the destination directory: {e}")),
+    };
+    let drop_tmp = || {
+        let _ = rustix::fs::unlinkat(&d.dir, tmp, AtFlags::empty());
+    };
+    if let Err(e) = rustix::fs::seek(vf, rustix::fs::SeekFrom::Start(0))
+        .map_err(std::io::Error::from)
+        .and_then(|_| fsops::write_copy(vf, &d.dir, tmp, &op.victim_stat, &op.algo, &op.hash))
+    {
+        drop_tmp();
+        return failed(format!("cannot copy: {e}"));
+    }
+    super::exec::crash(opts, op.op, CrashPoint::AfterTemp);
+    match rustix::fs::renameat_with(&d.dir, tmp, &d.dir, &d.name, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        Err(e) => {
+            drop_tmp();
+            return match e {
+                Errno::EXIST => Outcome::Skipped(Skip::DestExists),
+                e => failed(format!("cannot rename the copy into place: {e}")),
+            };
+        }
+    }
+    d.sync_dir();
+    // Written to since it was copied: the copy is not what is there now.
+    if !still(v, stamp) {
+        let _ = rustix::fs::unlinkat(&d.dir, &d.name, AtFlags::empty());
+        return Outcome::Skipped(Skip::VictimChanged);
+    }
+    match rustix::fs::unlinkat(&v.dir, &v.name, AtFlags::empty()) {
+        Ok(()) => Outcome::Done,
+        Err(e) => failed(format!("copied, but cannot remove the original: {e}")),
+    }
+}
+
 /// Largest request per `FIDEDUPERANGE` call: btrfs caps each at 16 MiB,
 /// and smaller requests keep each kernel-side lock short.
 const CLONE_CHUNK: u64 = 16 << 20;

@@ -90,6 +90,46 @@ fn same_fs_rules(
     Ok(())
 }
 
+/// Where a move or trash step puts the victim, and whether that is a
+/// copy to another file system (`Err`: the step's outcome).
+fn destination(
+    kind: OpKind,
+    opts: &ExecOptions,
+    step: &Step,
+    (v, vst): (&At, &rustix::fs::Stat),
+    run: &mut RunState,
+) -> Result<(Option<std::path::PathBuf>, bool), Outcome> {
+    use Outcome::Skipped;
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dest = match kind {
+        OpKind::Trash => {
+            let dir = step
+                .victim
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty());
+            let trash = super::trash::trash_dir(dir.unwrap_or(Path::new(".")), vst.st_dev)
+                .map_err(|e| failed(format!("no usable trash directory: {e}")))?;
+            Some(super::trash::free_name(
+                &trash,
+                v.name.as_os_str(),
+                &mut run.taken,
+            ))
+        }
+        _ => step.dest.as_deref().map(abs),
+    };
+    // A move to another file system is refused, or with `--allow-copy`
+    // made as a copy (synced and verified) before the original goes.
+    let copy = kind == OpKind::Move
+        && dest
+            .as_deref()
+            .is_some_and(|d| super::trash::device_of(d) != Some(vst.st_dev));
+    if copy && !opts.allow_copy {
+        return Err(Skipped(Skip::OtherDevice));
+    }
+    Ok((dest, copy))
+}
+
 /// Checks a step (both files unchanged since the scan, the rules, equal
 /// bytes); `Err` is the step's final outcome.
 pub(super) fn prepare(
@@ -166,31 +206,15 @@ pub(super) fn prepare(
     let op_no = index as u64 + 1;
     // Absolute, so recovery and undo work from any directory.
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let dest = match kind {
-        OpKind::Trash => {
-            let dir = step
-                .victim
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty());
-            let trash = super::trash::trash_dir(dir.unwrap_or(Path::new(".")), vst.st_dev)
-                .map_err(|e| failed(format!("no usable trash directory: {e}")))?;
-            Some(super::trash::free_name(
-                &trash,
-                v.name.as_os_str(),
-                &mut run.taken,
-            ))
-        }
-        _ => step.dest.as_deref().map(abs),
-    };
+    let (dest, copy) = destination(kind, opts, step, (&v, &vst), run)?;
     let op = Op {
         op: op_no,
         kind,
         victim: abs(&step.victim),
         keep: abs(&step.keep),
         // A link's temporary name beside the victim; a trash info file's
-        // in the trash's info directory.
-        tmp: matches!(kind, OpKind::Link | OpKind::Symlink | OpKind::Trash)
+        // in the trash's info directory; a copy's beside its destination.
+        tmp: (matches!(kind, OpKind::Link | OpKind::Symlink | OpKind::Trash) || copy)
             .then(|| fsops::temp_name(op_no)),
         dest,
         target,

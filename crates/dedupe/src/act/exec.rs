@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use super::change::{clone_into, move_to, remove, replace, trash_to};
+use super::change::{clone_into, copy_move, move_to, remove, replace, trash_to};
 use super::check::{prepare, Ready, RunState};
 use super::fsops;
 use super::journal::{Journal, OpKind, OpState};
@@ -35,6 +35,9 @@ pub struct ExecOptions {
     /// Act on an inode that has other hard links (the change frees nothing
     /// while they remain).
     pub allow_other_links: bool,
+    /// `move` to another file system: copy, sync and verify, then unlink
+    /// (otherwise such a move is skipped).
+    pub allow_copy: bool,
     /// Test hook: stop the process (`abort`) at this point of this step.
     #[doc(hidden)]
     pub crash_at: Option<(u64, CrashPoint)>,
@@ -327,6 +330,7 @@ fn make(
     let outcome = match r.op.kind {
         OpKind::Remove => remove(&r.v, &vs, &r.k, &keep),
         OpKind::Link | OpKind::Symlink => replace(&r.op, opts, &r.v, &vs, &r.k, &keep),
+        OpKind::Move if r.op.tmp.is_some() => copy_move(&r.op, opts, &r.v, &vs, &r.vf),
         OpKind::Move => move_to(&r.v, &vs, r.op.dest.as_deref()),
         OpKind::Trash => trash_to(&r.op, &r.v, &vs, &r.k, &keep),
         OpKind::Clone => clone_into(

@@ -148,6 +148,89 @@ pub(crate) fn xattrs(fd: impl AsFd) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// Writes a copy of `src` (read from its current offset to the end) at
+/// the new name `name` in `dir`: created exclusively, never through a
+/// symlink, checked against `hash` (hex, of algorithm `algo`), given the
+/// owner, mode and mtime of `rec`, and synced. The caller removes `name`
+/// on error.
+pub(crate) fn write_copy(
+    src: impl AsFd,
+    dir: impl AsFd,
+    name: &Path,
+    rec: &super::journal::StatRec,
+    algo: &str,
+    hash: &str,
+) -> std::io::Result<()> {
+    use std::str::FromStr;
+    let algo = crate::hash::HashAlgo::from_str(algo).map_err(std::io::Error::other)?;
+    let dst = rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    if copy_hashing(&src, &dst, algo)? != hash {
+        return Err(std::io::Error::other(
+            "the copy's hash differs from the journal's",
+        ));
+    }
+    // Only root can give a file away; anyone else keeps their own.
+    let _ = rustix::fs::fchown(
+        &dst,
+        Some(rustix::fs::Uid::from_raw(rec.uid)),
+        Some(rustix::fs::Gid::from_raw(rec.gid)),
+    );
+    rustix::fs::fchmod(&dst, Mode::from_raw_mode(rec.mode & 0o7777))?;
+    let t = rustix::fs::Timespec {
+        tv_sec: rec.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: rec.mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    rustix::fs::futimens(
+        &dst,
+        &rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+    )?;
+    rustix::fs::fsync(&dst)?;
+    Ok(())
+}
+
+/// Copies `src` to `dst`, returning the hex hash of what was copied.
+fn copy_hashing(
+    src: impl AsFd,
+    dst: impl AsFd,
+    algo: crate::hash::HashAlgo,
+) -> std::io::Result<String> {
+    let mut h = algo.hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = read_full(&src, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        let mut off = 0;
+        while off < n {
+            off += rustix::io::write(&dst, &buf[off..n])?;
+        }
+    }
+    Ok(h.finish().to_hex())
+}
+
+/// The `algo` hash of an open file, read from its current offset.
+pub(crate) fn hash_of(f: impl AsFd, algo: crate::hash::HashAlgo) -> std::io::Result<String> {
+    let mut h = algo.hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = read_full(&f, &mut buf)?;
+        if n == 0 {
+            return Ok(h.finish().to_hex());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 /// Reads until `buf` is full or the file ends.
 pub(crate) fn read_full(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut n = 0;

@@ -30,7 +30,7 @@ pub(crate) fn home_trash() -> Option<PathBuf> {
 }
 
 /// The device of `p` or of its nearest existing ancestor.
-fn device_of(p: &Path) -> Option<u64> {
+pub(crate) fn device_of(p: &Path) -> Option<u64> {
     p.ancestors()
         .find_map(|a| std::fs::metadata(a).ok())
         .map(|m| m.dev())

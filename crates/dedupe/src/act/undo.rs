@@ -11,15 +11,12 @@
 //!   link or clone); a removal is reported as irreversible.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 
 use super::fsops::{self, At};
 use super::journal::{self, Journal, Op, OpKind, OpState, StatRec};
-use crate::hash::HashAlgo;
 
 /// What recovery or undo did.
 #[derive(Clone, Debug, Default)]
@@ -71,6 +68,7 @@ fn settle(op: &Op) -> io::Result<bool> {
             }
             Ok(done)
         }
+        OpKind::Move if op.tmp.is_some() => settle_copy(op),
         OpKind::Move | OpKind::Trash => {
             let source = fsops::at(&op.victim).and_then(|v| v.stat());
             let dest = op.dest.as_deref().map(fsops::at);
@@ -186,6 +184,7 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
                 report.irreversible.push(op.victim.clone());
                 continue;
             }
+            OpKind::Move if op.tmp.is_some() => copy_back(op, &mut j),
             OpKind::Move | OpKind::Trash => move_back(op),
             OpKind::Link | OpKind::Symlink | OpKind::Clone => {
                 let sibling = restored.get(&original).cloned();
@@ -209,6 +208,73 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
 
 fn other(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
+}
+
+/// Whether `path` holds a regular file with the journal's content and
+/// the victim's mtime: the copy a `move --allow-copy` made.
+fn is_our_copy(path: &Path, op: &Op) -> bool {
+    let Ok(d) = fsops::at(path) else { return false };
+    let Ok(st) = d.stat() else { return false };
+    let mtime = crate::entry::time_ns((st.st_mtime, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
+    if !fsops::is_file(&st) || mtime != op.victim_stat.mtime_ns {
+        return false;
+    }
+    let Ok(f) = d.open_read() else { return false };
+    let Ok(algo) = op.algo.parse::<crate::hash::HashAlgo>() else {
+        return false;
+    };
+    fsops::hash_of(&f, algo).is_ok_and(|h| h == op.hash)
+}
+
+/// A copying move left without an outcome: done if the original is gone
+/// and the copy is in place; otherwise not done, and the copy (finished
+/// or not) is removed, since the original is still there.
+fn settle_copy(op: &Op) -> io::Result<bool> {
+    let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
+    if let (Ok(d), Some(tmp)) = (fsops::at(dest), op.tmp.as_deref()) {
+        let _ = rustix::fs::unlinkat(&d.dir, tmp, AtFlags::empty());
+    }
+    let source = fsops::at(&op.victim).and_then(|v| v.stat());
+    if source.is_ok_and(|st| is(&st, &op.victim_stat)) {
+        if is_our_copy(dest, op) {
+            std::fs::remove_file(dest)?;
+        }
+        return Ok(false);
+    }
+    Ok(is_our_copy(dest, op))
+}
+
+/// Undoes a copying move: copies the file back (checked, with its
+/// metadata), then removes the copy at the destination.
+fn copy_back(op: &Op, j: &mut Journal) -> io::Result<()> {
+    let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
+    let d = fsops::at(dest)?;
+    let src = d.open_read()?;
+    if !is_our_copy(dest, op) {
+        return Err(other(format!(
+            "{} is no longer the moved file",
+            dest.display()
+        )));
+    }
+    if let Some(parent) = op.victim.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let v = fsops::at(&op.victim)?;
+    let tmp = fsops::temp_name(op.op);
+    j.undo_intent(op.op, &tmp)?;
+    let placed = fsops::write_copy(&src, &v.dir, &tmp, &op.victim_stat, &op.algo, &op.hash)
+        .and_then(|()| {
+            rustix::fs::renameat_with(&v.dir, &tmp, &v.dir, &v.name, RenameFlags::NOREPLACE)
+                .map_err(io::Error::from)
+        });
+    if let Err(e) = placed {
+        let _ = rustix::fs::unlinkat(&v.dir, &tmp, AtFlags::empty());
+        return Err(e);
+    }
+    v.sync_dir();
+    rustix::fs::unlinkat(&d.dir, &d.name, AtFlags::empty())?;
+    d.sync_dir();
+    Ok(())
 }
 
 fn move_back(op: &Op) -> io::Result<()> {
@@ -255,7 +321,6 @@ fn restore_copy(
             return place(&v, &tmp, op);
         }
     }
-    let algo = HashAlgo::from_str(&op.algo).map_err(other)?;
     // Read through the link (a hard link is the kept inode itself; a
     // symlink leads to it).
     let src = rustix::fs::openat(
@@ -266,38 +331,7 @@ fn restore_copy(
     )?;
     let tmp = fsops::temp_name(op.op);
     j.undo_intent(op.op, &tmp)?;
-    let mode = Mode::from_raw_mode(op.victim_stat.mode & 0o7777);
-    let dst = rustix::fs::openat(
-        &v.dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )?;
-    let written = copy_hashing(&src, &dst, algo).and_then(|hash| {
-        if hash != op.hash {
-            return Err(other("the copy's hash differs from the journal's"));
-        }
-        let _ = rustix::fs::fchown(
-            &dst,
-            Some(rustix::fs::Uid::from_raw(op.victim_stat.uid)),
-            Some(rustix::fs::Gid::from_raw(op.victim_stat.gid)),
-        );
-        rustix::fs::fchmod(&dst, mode)?;
-        let t = Timespec {
-            tv_sec: op.victim_stat.mtime_ns.div_euclid(1_000_000_000),
-            tv_nsec: op.victim_stat.mtime_ns.rem_euclid(1_000_000_000) as _,
-        };
-        rustix::fs::futimens(
-            &dst,
-            &Timestamps {
-                last_access: t,
-                last_modification: t,
-            },
-        )?;
-        rustix::fs::fsync(&dst)?;
-        Ok(())
-    });
-    if let Err(e) = written {
+    if let Err(e) = fsops::write_copy(&src, &v.dir, &tmp, &op.victim_stat, &op.algo, &op.hash) {
         let _ = rustix::fs::unlinkat(&v.dir, &tmp, AtFlags::empty());
         return Err(e);
     }
@@ -319,22 +353,4 @@ fn place(v: &At, tmp: &Path, op: &Op) -> io::Result<(u64, u64)> {
     v.sync_dir();
     let st = v.stat()?;
     Ok((st.st_dev, st.st_ino))
-}
-
-/// Copies `src` to `dst`, returning the hex hash of what was copied.
-fn copy_hashing(src: impl AsFd, dst: impl AsFd, algo: HashAlgo) -> io::Result<String> {
-    let mut h = algo.hasher();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = fsops::read_full(&src, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        let mut off = 0;
-        while off < n {
-            off += rustix::io::write(&dst, &buf[off..n])?;
-        }
-    }
-    Ok(h.finish().to_hex())
 }
