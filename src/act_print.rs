@@ -77,6 +77,7 @@ impl Printer {
                     Held::Protected => "matches --protect",
                     Held::SameFile => "the same file as the kept copy",
                     Held::SameRoot => "same root as the kept copy (--isolate)",
+                    Held::InTrash => "in a trash can already",
                 };
                 let _ = writeln!(self.out, "left {}: {why}", escape(f));
             }

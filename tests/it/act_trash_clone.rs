@@ -252,6 +252,7 @@ fn clone_shares_extents_keeps_each_files_metadata_and_undo_unshares() {
     let root = x.path("t");
     let before = snapshot(&root);
     let owners = owner(&other_owner);
+    let inode = fs::metadata(x.path("t/b/big")).unwrap().ino();
     let free = x.free();
     let state = tempfile::tempdir().unwrap();
 
@@ -307,6 +308,8 @@ fn clone_shares_extents_keeps_each_files_metadata_and_undo_unshares() {
     for f in ["t/b/big", "t/c/big-ro", "t/b/small"] {
         assert!(!shared(&x.path(f)), "{f} still shared after undo");
     }
+    // Unshared in place: the same inode (its links and attributes stay).
+    assert_eq!(fs::metadata(x.path("t/b/big")).unwrap().ino(), inode);
 }
 
 /// A victim rewritten after the report (same size, mtime put back) is
@@ -411,4 +414,36 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The trash's own files are never acted on or kept over a live copy,
+/// however the trash is reached (review findings: a second `trash` over a
+/// tree holding the trash moved trashed files again; a trash reached
+/// through a symlink was kept as the only copy).
+#[test]
+fn files_in_a_trash_can_are_left_to_the_trash() {
+    let t = Tree::new();
+    t.file("t/a/x", "precious");
+    t.file("t/b/x", "precious");
+    let data = t.path("data");
+    let state = tempfile::tempdir().unwrap();
+    let trash_run = |paths: &[PathBuf]| {
+        let mut c = dedupe(state.path());
+        c.env("XDG_DATA_HOME", &data).arg("trash").args(paths);
+        run(c)
+    };
+    let out = trash_run(&[t.path("t")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let items = trashed(&data.join("Trash"));
+    assert_eq!(items.len(), 1);
+    std::os::unix::fs::symlink(data.join("Trash/files"), t.path("link")).unwrap();
+    for paths in [
+        vec![t.path("t"), data.clone()],
+        vec![t.path("link"), t.path("t")],
+    ] {
+        let out = trash_run(&paths);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(trashed(&data.join("Trash")), items, "{}", stdout(&out));
+        assert_eq!(fs::read(t.path("t/a/x")).unwrap(), b"precious");
+    }
 }

@@ -50,6 +50,11 @@ fn aliasing_fs(dir: &At) -> bool {
 pub(super) struct RunState {
     /// Trash names given to this run's steps (not on disk until made).
     pub(super) taken: HashSet<std::path::PathBuf>,
+    /// `clone`: inodes already given a step (one step shares an inode's
+    /// extents for all its paths).
+    pub(super) cloned: HashSet<(u64, u64)>,
+    /// The next trash-name suffix to try, per trash and name.
+    pub(super) next_suffix: HashMap<std::path::PathBuf, u64>,
     /// How many steps act on each victim inode.
     pub(super) covered: HashMap<FileId, u64>,
     /// Victim inodes whose bytes were counted as freed.
@@ -114,6 +119,7 @@ fn destination(
                 &trash,
                 v.name.as_os_str(),
                 &mut run.taken,
+                &mut run.next_suffix,
             ))
         }
         _ => step.dest.as_deref().map(abs),
@@ -189,6 +195,9 @@ pub(super) fn prepare(
         return Err(Skipped(Skip::KeptChanged));
     }
     same_fs_rules(kind, opts, (&vst, &vf), (&kst, &kf))?;
+    if kind == OpKind::Clone && !run.cloned.insert((vst.st_dev, vst.st_ino)) {
+        return Err(Skipped(Skip::AlreadyShared));
+    }
     // The hash undo will check is computed here, from the bytes compared,
     // never taken from a report.
     let hash = match fsops::same_bytes(&vf, &kf, step.algo) {

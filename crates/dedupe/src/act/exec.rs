@@ -222,6 +222,8 @@ fn run_batches(
     let mut steps = plan.steps.iter().enumerate().peekable();
     let mut run = RunState {
         taken: HashSet::new(),
+        next_suffix: HashMap::new(),
+        cloned: HashSet::new(),
         covered: HashMap::new(),
         freed: HashSet::new(),
     };

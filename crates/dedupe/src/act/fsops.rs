@@ -59,6 +59,17 @@ impl At {
         )
     }
 
+    /// Opens the name for reading and writing (no truncation, never
+    /// through a symlink).
+    pub(crate) fn open_rdwr(&self) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat(
+            &self.dir,
+            &self.name,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+    }
+
     /// Opens the name for writing (no truncation, never through a
     /// symlink); used only where the kernel needs a writable descriptor.
     pub(crate) fn open_write(&self) -> Result<OwnedFd, Errno> {

@@ -128,6 +128,8 @@ pub enum Held {
     SameFile,
     /// `--isolate`: under the same root as the kept copy.
     SameRoot,
+    /// In a trash can already: the trash's own (its info file names it).
+    InTrash,
 }
 
 /// A group's decision.
@@ -269,20 +271,18 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
             .clone();
         f.file_name().map_or(dir.clone(), |n| dir.join(n))
     };
-    // Whether a file is (under a reference, protected): its real path is resolved
-    // only when there is something to compare it with (a system call per
-    // path component, cached per directory).
-    let unguarded = opts.references.is_empty() && opts.protect.is_empty();
-    let mut guard = |f: &GroupFile| -> (bool, bool) {
-        if unguarded {
-            return (false, false);
-        }
+    // Whether a file is (under a reference, protected, in a trash can),
+    // by its spelled and its real path (resolved once per directory). A
+    // trash can is recognised however it is reached (`cd Trash; dedupe
+    // trash files ...`, a symlink to it).
+    let mut guard = |f: &GroupFile| -> (bool, bool, bool) {
         let r = real_of(f);
         (
             references.iter().any(|d| r.starts_with(d)),
             opts.protect
                 .iter()
                 .any(|g| g.is_match(&f.path) || g.is_match(&r)),
+            in_trash(f) || in_trash(&r),
         )
     };
     let mut out = Plan {
@@ -294,11 +294,12 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
         if g.files.len() < 2 {
             continue;
         }
-        let guards: HashMap<&Path, (bool, bool)> = g
+        let guards: HashMap<&Path, (bool, bool, bool)> = g
             .files
             .iter()
             .map(|f| (f.path.as_path(), guard(f)))
             .collect();
+        let in_trash = |f: &GroupFile| guards[f.path.as_path()].2;
         let reference = |f: &GroupFile| guards[f.path.as_path()].0;
         let is_protected = |f: &GroupFile| guards[f.path.as_path()].1;
         // References first, copies in a trash can last, then the chain.
@@ -318,6 +319,8 @@ pub fn plan(groups: &[DuplicateGroup], action: &Action, opts: &PlanOptions) -> P
                 Some(Held::SameFile)
             } else if reference(f) {
                 Some(Held::Reference)
+            } else if in_trash(f) {
+                Some(Held::InTrash)
             } else if is_protected(f) {
                 Some(Held::Protected)
             } else if opts.isolate && root_of(&opts.roots, f) == keep_root {

@@ -76,8 +76,21 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) fn trash_dir(dir: &Path, dev: u64) -> std::io::Result<PathBuf> {
     let dir = std::fs::canonicalize(dir)?;
     let uid = rustix::process::getuid().as_raw();
+    // A trash directory on a shared file system must be a real directory
+    // of ours: one that is a symlink, or someone else's, would hand them
+    // the files (as GLib refuses too).
+    let ours = |p: &Path| {
+        let made = std::fs::DirBuilder::new().mode(0o700).create(p);
+        if made.is_err_and(|e| e.kind() != std::io::ErrorKind::AlreadyExists) {
+            return false;
+        }
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid)
+    };
     let chosen = match home_trash() {
-        Some(home) if device_of(&home) == Some(dev) => home,
+        Some(home) if device_of(&home) == Some(dev) => {
+            private_dir(&home)?;
+            home
+        }
         _ => {
             let top = topdir(&dir, dev);
             let shared = top.join(".Trash");
@@ -86,10 +99,16 @@ pub(crate) fn trash_dir(dir: &Path, dev: u64) -> std::io::Result<PathBuf> {
                 // it must not be used.
                 m.is_dir() && m.mode() & 0o1000 != 0
             });
-            if usable && private_dir(&shared.join(uid.to_string())).is_ok() {
+            let own = top.join(format!(".Trash-{uid}"));
+            if usable && ours(&shared.join(uid.to_string())) {
                 shared.join(uid.to_string())
+            } else if ours(&own) {
+                own
             } else {
-                top.join(format!(".Trash-{uid}"))
+                return Err(std::io::Error::other(format!(
+                    "{} is not a directory of yours",
+                    own.display()
+                )));
             }
         }
     };
@@ -107,10 +126,15 @@ pub(crate) fn free_name(
     trash: &Path,
     name: &std::ffi::OsStr,
     taken: &mut std::collections::HashSet<PathBuf>,
+    next: &mut std::collections::HashMap<PathBuf, u64>,
 ) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     const MAX: usize = 255 - ".trashinfo".len();
-    for n in 1u64.. {
+    // Suffixes this run tried already are not tried again: thousands of
+    // `LICENSE` files would otherwise cost a quadratic number of stats.
+    let first = next.entry(trash.join(name)).or_insert(1);
+    for n in *first.. {
+        *first = n + 1;
         let suffix = if n > 1 {
             format!(".{n}")
         } else {
@@ -297,24 +321,25 @@ mod tests {
         std::fs::write(t.path().join("files/a"), b"").unwrap();
         std::fs::write(t.path().join("info/a.2.trashinfo"), b"").unwrap();
         let mut taken = std::collections::HashSet::new();
+        let mut next = std::collections::HashMap::new();
         let name = std::ffi::OsStr::new("a");
         assert_eq!(
-            free_name(t.path(), name, &mut taken),
+            free_name(t.path(), name, &mut taken, &mut next),
             t.path().join("files/a.3")
         );
         assert_eq!(
-            free_name(t.path(), name, &mut taken),
+            free_name(t.path(), name, &mut taken, &mut next),
             t.path().join("files/a.4")
         );
         let long = "é".repeat(127);
-        let got = free_name(t.path(), std::ffi::OsStr::new(&long), &mut taken);
+        let got = free_name(t.path(), std::ffi::OsStr::new(&long), &mut taken, &mut next);
         let got = got
             .file_name()
             .unwrap()
             .to_str()
             .expect("cut at a boundary");
         assert_eq!(got.len(), 244);
-        let got = free_name(t.path(), std::ffi::OsStr::new(&long), &mut taken);
+        let got = free_name(t.path(), std::ffi::OsStr::new(&long), &mut taken, &mut next);
         assert!(got.file_name().unwrap().len() <= 245, "{got:?}");
         assert!(got.to_str().unwrap().ends_with(".2"));
     }

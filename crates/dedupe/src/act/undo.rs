@@ -177,6 +177,18 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
     // copy's path and its inode.
     let mut restored: std::collections::HashMap<(u64, u64), (PathBuf, (u64, u64))> =
         std::collections::HashMap::new();
+    // Including copies an earlier, interrupted undo restored.
+    for op in log.ops.iter().filter(|o| o.state == OpState::Undone) {
+        if matches!(op.kind, OpKind::Link | OpKind::Symlink | OpKind::Clone) {
+            if let Ok(st) = fsops::at(&op.victim).and_then(|v| v.stat()) {
+                if fsops::is_file(&st) && !is(&st, &op.keep_stat) {
+                    restored
+                        .entry((op.victim_stat.dev, op.victim_stat.ino))
+                        .or_insert((op.victim.clone(), (st.st_dev, st.st_ino)));
+                }
+            }
+        }
+    }
     for op in log.ops.iter().rev().filter(|o| o.state == OpState::Done) {
         let original = (op.victim_stat.dev, op.victim_stat.ino);
         let result = match op.kind {
@@ -186,7 +198,8 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
             }
             OpKind::Move if op.tmp.is_some() => copy_back(op, &mut j),
             OpKind::Move | OpKind::Trash => move_back(op),
-            OpKind::Link | OpKind::Symlink | OpKind::Clone => {
+            OpKind::Clone => unshare(op),
+            OpKind::Link | OpKind::Symlink => {
                 let sibling = restored.get(&original).cloned();
                 restore_copy(op, &mut j, sibling.as_ref()).map(|id| {
                     restored
@@ -280,6 +293,16 @@ fn copy_back(op: &Op, j: &mut Journal) -> io::Result<()> {
 fn move_back(op: &Op) -> io::Result<()> {
     let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
     let d = fsops::at(dest)?;
+    // Back already (an undo killed after its rename): finish it.
+    let home = fsops::at(&op.victim).and_then(|v| v.stat());
+    if home.is_ok_and(|st| is(&st, &op.victim_stat))
+        && !d.stat().is_ok_and(|st| is(&st, &op.victim_stat))
+    {
+        if op.kind == OpKind::Trash {
+            super::trash::remove_info(dest, &op.victim);
+        }
+        return Ok(());
+    }
     if !d.stat().is_ok_and(|st| is(&st, &op.victim_stat)) {
         return Err(other(format!(
             "{} is no longer the moved file",
@@ -313,8 +336,14 @@ fn restore_copy(
     }
     if let Some((path, id)) = sibling {
         let s = fsops::at(path)?;
-        // Still the copy this undo made, or copy afresh.
-        if s.stat().is_ok_and(|st| (st.st_dev, st.st_ino) == *id) {
+        // Still the copy undo made, with the content, or copy afresh.
+        let content = || {
+            let algo = op.algo.parse::<crate::hash::HashAlgo>().map_err(other)?;
+            fsops::hash_of(s.open_read()?, algo)
+        };
+        if s.stat().is_ok_and(|st| (st.st_dev, st.st_ino) == *id)
+            && content().is_ok_and(|h| h == op.hash)
+        {
             let tmp = fsops::temp_name(op.op);
             j.undo_intent(op.op, &tmp)?;
             rustix::fs::linkat(&s.dir, &s.name, &v.dir, &tmp, AtFlags::empty())?;
@@ -336,6 +365,57 @@ fn restore_copy(
         return Err(e);
     }
     place(&v, &tmp, op)
+}
+
+/// Undoes a clone in place: the file's own extents are unshared
+/// (`FALLOC_FL_UNSHARE_RANGE`, or where that is missing by writing each
+/// block's own bytes back), so it keeps its inode, hard links, owner,
+/// extended attributes and (restored) mtime. Its content never changes,
+/// so a stop at any moment loses nothing.
+fn unshare(op: &Op) -> io::Result<()> {
+    let v = fsops::at(&op.victim)?;
+    if !is_ours(&v, &v.name, op) {
+        return Err(other("the path no longer holds the cloned file"));
+    }
+    let f = v.open_rdwr()?;
+    let st = rustix::fs::fstat(&f)?;
+    if !is(&st, &op.victim_stat) {
+        return Err(other("the path changed during undo"));
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let flags = rustix::fs::FallocateFlags::UNSHARE_RANGE;
+    if size > 0 && rustix::fs::fallocate(&f, flags, 0, size).is_err() {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        while off < size {
+            let n = rustix::io::pread(&f, &mut buf, off)?;
+            if n == 0 {
+                break;
+            }
+            let mut w = 0;
+            while w < n {
+                w += rustix::io::pwrite(&f, &buf[w..n], off + w as u64)?;
+            }
+            off += n as u64;
+        }
+    }
+    rustix::fs::fsync(&f)?;
+    let t = rustix::fs::Timespec {
+        tv_sec: op.victim_stat.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: op.victim_stat.mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    let omit = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_OMIT,
+    };
+    rustix::fs::futimens(
+        &f,
+        &rustix::fs::Timestamps {
+            last_access: omit,
+            last_modification: t,
+        },
+    )?;
+    Ok(())
 }
 
 /// Renames the restored file at `tmp` over the victim's path, if that
