@@ -126,6 +126,15 @@ fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
     }
 }
 
+/// Whether a run journaled an intent (it began changing files).
+fn has_intent(state: &Path) -> bool {
+    fs::read_dir(state.join("dedupe/journal"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|j| fs::read_to_string(j.path()).is_ok_and(|t| t.contains("\"intent\"")))
+}
+
 /// `SIGKILL` at random moments: 34 kills for each of link, move and
 /// remove, and 12 for trash, most of them while the run changes files.
 #[test]
@@ -142,15 +151,7 @@ fn sigkill_at_random_moments_loses_nothing() {
     // When the run has journaled its first intents (it is about to change
     // files): from then on a kill lands among changes.
     let changing = |state: &Path, child: &mut std::process::Child| {
-        let dir = state.join("dedupe/journal");
-        let started = || {
-            fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|j| fs::read_to_string(j.path()).is_ok_and(|t| t.contains("\"intent\"")))
-        };
-        while !started() {
+        while !has_intent(state) {
             if child.try_wait().unwrap().is_some() {
                 return;
             }
@@ -194,15 +195,7 @@ fn sigkill_at_random_moments_loses_nothing() {
                 landed += 1;
                 // Killed after it began changing files (a journal with an
                 // intent exists), not during the search.
-                let journals = state.path().join("dedupe/journal");
-                let acting = fs::read_dir(&journals)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|j| {
-                        fs::read_to_string(j.path()).is_ok_and(|text| text.contains("\"intent\""))
-                    });
-                mid_act += u32::from(acting);
+                mid_act += u32::from(has_intent(state.path()));
             }
             check_after_stop(&t, state.path(), verb, &before);
         }

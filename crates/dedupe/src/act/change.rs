@@ -127,28 +127,14 @@ pub(super) fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome
     let Some(dest) = dest else {
         return failed("no destination");
     };
+    // A destination on another file system was skipped (or made a copy)
+    // when the step was checked, before any directory was created there.
     if !still(v, stamp) {
         return Outcome::Skipped(Skip::VictimChanged);
     }
-    // A rename cannot cross file systems: say so before creating any
-    // directory there.
-    let existing = dest.ancestors().skip(1).find(|a| a.exists());
-    if let (Some(a), Ok(vst)) = (existing, v.stat()) {
-        if std::fs::metadata(a).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.dev() != vst.st_dev
-        }) {
-            return Outcome::Skipped(Skip::OtherDevice);
-        }
-    }
-    if let Some(parent) = dest.parent() {
-        if let Err(e) = std::fs::create_dir_all(parent) {
-            return failed(format!("cannot create {}: {e}", parent.display()));
-        }
-    }
-    let d = match fsops::at(dest) {
+    let d = match dest_dir(dest) {
         Ok(d) => d,
-        Err(e) => return failed(format!("cannot open the destination directory: {e}")),
+        Err(outcome) => return outcome,
     };
     if !still(v, stamp) {
         return Outcome::Skipped(Skip::VictimChanged);
@@ -160,6 +146,13 @@ pub(super) fn move_to(v: &At, stamp: &FileStamp, dest: Option<&Path>) -> Outcome
         Err(Errno::EXIST) => Outcome::Skipped(Skip::DestExists),
         Err(e) => failed(format!("cannot move: {e}")),
     }
+}
+
+/// The directory a move's `dest` goes into, created if missing.
+fn dest_dir(dest: &Path) -> Result<At, Outcome> {
+    fsops::make_parent(dest)
+        .map_err(|e| failed(format!("cannot create the destination's directory: {e}")))?;
+    fsops::at(dest).map_err(|e| failed(format!("cannot open the destination directory: {e}")))
 }
 
 /// Moves the victim into the trash at `op.dest`: the info file first
@@ -224,14 +217,9 @@ pub(super) fn copy_move(
     if !still(v, stamp) {
         return Outcome::Skipped(Skip::VictimChanged);
     }
-    if let Some(parent) = dest.parent() {
-        if let Err(e) = std::fs::create_dir_all(parent) {
-            return failed(format!("cannot create {}: {e}", parent.display()));
-        }
-    }
-    let d = match fsops::at(dest) {
+    let d = match dest_dir(dest) {
         Ok(d) => d,
-        Err(e) => return failed(format!("cannot open the destination directory: {e}")),
+        Err(outcome) => return outcome,
     };
     let drop_tmp = || {
         let _ = rustix::fs::unlinkat(&d.dir, tmp, AtFlags::empty());
@@ -303,7 +291,7 @@ pub(super) fn clone_into(
             Ok(Deduped::Same(n)) => off += n,
             Ok(Deduped::Differs) => return Outcome::Skipped(Skip::Differs),
             Err(e) if dest.is_none() && e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
-                match v.open_write() {
+                match v.open(rustix::fs::OFlags::WRONLY) {
                     Ok(w) if same_inode(&w, stamp) => dest = Some(w),
                     _ => return failed(format!("cannot share extents: {e}")),
                 }

@@ -57,8 +57,6 @@ pub(super) struct RunState {
     pub(super) next_suffix: HashMap<std::path::PathBuf, u64>,
     /// How many steps act on each victim inode.
     pub(super) covered: HashMap<FileId, u64>,
-    /// Victim inodes whose bytes were counted as freed.
-    pub(super) freed: HashSet<(u64, u64)>,
 }
 
 /// The rules of the kinds that need both files on one file system: a hard
@@ -129,7 +127,7 @@ fn destination(
     let copy = kind == OpKind::Move
         && dest
             .as_deref()
-            .is_some_and(|d| super::trash::device_of(d) != Some(vst.st_dev));
+            .is_some_and(|d| fsops::device_of(d) != Some(vst.st_dev));
     if copy && !opts.allow_copy {
         return Err(Skipped(Skip::OtherDevice));
     }

@@ -225,7 +225,6 @@ fn run_batches(
         next_suffix: HashMap::new(),
         cloned: HashSet::new(),
         covered: HashMap::new(),
-        freed: HashSet::new(),
     };
     // Paths of one inode the plan acts on (with `--hard-links`, every
     // path of a losing inode is a step of its own).
@@ -279,7 +278,7 @@ fn run_batches(
                 let _ = rustix::fs::syncfs(&d.dir);
             }
         }
-        journal.outcomes(batch.iter().zip(&outcomes).map(|(r, o)| {
+        journal.outcomes(batch.iter().zip(&outcomes).map(|(r, (o, _))| {
             let why = match o {
                 Outcome::Done => None,
                 Outcome::Skipped(s) => Some(s.to_string()),
@@ -297,14 +296,11 @@ fn run_batches(
             // Bytes are freed when the victim's inode lost its last link
             // (a moved or trashed file still takes its space), or by a
             // clone.
+            let (outcome, gone) = outcome;
             let frees = match r.op.kind {
                 OpKind::Clone => true,
                 OpKind::Move | OpKind::Trash => false,
-                // Once per inode: a hard-link set's steps all see it gone.
-                _ => {
-                    rustix::fs::fstat(&r.vf).is_ok_and(|st| st.st_nlink == 0)
-                        && run.freed.insert(r.op.victim_stat.ino_key())
-                }
+                _ => *gone,
             };
             count(report, step, outcome, frees);
             let _ = closer.send(r.vf);
@@ -314,13 +310,15 @@ fn run_batches(
 }
 
 /// Makes one checked, journaled change, and notes what it did to the
-/// stamps of the inodes it touched.
+/// stamps of the inodes it touched. Also says whether the victim's inode
+/// lost its last link with this change (exactly one step of a hard-link
+/// set sees that, so its bytes are counted once).
 fn make(
     plan: &Plan,
     opts: &ExecOptions,
     r: &Ready,
     ours_now: &mut HashMap<FileId, FileStamp>,
-) -> Outcome {
+) -> (Outcome, bool) {
     crash(opts, r.op.op, CrashPoint::AfterIntent);
     let step = &plan.steps[r.index];
     let was = fsops::stamp_of(&r.kst);
@@ -346,7 +344,7 @@ fn make(
     };
     crash(opts, r.op.op, CrashPoint::AfterChange);
     if outcome != Outcome::Done {
-        return outcome;
+        return (outcome, false);
     }
     // A hard link moves the kept file's ctime: take the new one as ours
     // only if its size and mtime did not move (a write).
@@ -363,10 +361,11 @@ fn make(
     }
     // Likewise a victim's inode that lives on at its other paths (the
     // next steps of a hard-link set): unlinking one moved its ctime.
-    if let Ok(st) = rustix::fs::fstat(&r.vf) {
-        note(&st, &vs);
-    }
-    outcome
+    let Ok(st) = rustix::fs::fstat(&r.vf) else {
+        return (outcome, false);
+    };
+    note(&st, &vs);
+    (outcome, st.st_nlink == 0)
 }
 
 pub(super) fn crash(opts: &ExecOptions, op: u64, at: CrashPoint) {

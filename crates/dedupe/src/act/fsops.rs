@@ -49,42 +49,51 @@ impl At {
         rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW)
     }
 
+    /// Opens the name (`access`: `RDONLY`, `WRONLY` or `RDWR`; never
+    /// truncated, never through a symlink).
+    pub(crate) fn open(&self, access: OFlags) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat(
+            &self.dir,
+            &self.name,
+            access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+    }
+
     /// Opens the name for reading, never through a symlink.
     pub(crate) fn open_read(&self) -> Result<OwnedFd, Errno> {
-        rustix::fs::openat(
-            &self.dir,
-            &self.name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )
-    }
-
-    /// Opens the name for reading and writing (no truncation, never
-    /// through a symlink).
-    pub(crate) fn open_rdwr(&self) -> Result<OwnedFd, Errno> {
-        rustix::fs::openat(
-            &self.dir,
-            &self.name,
-            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )
-    }
-
-    /// Opens the name for writing (no truncation, never through a
-    /// symlink); used only where the kernel needs a writable descriptor.
-    pub(crate) fn open_write(&self) -> Result<OwnedFd, Errno> {
-        rustix::fs::openat(
-            &self.dir,
-            &self.name,
-            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )
+        self.open(OFlags::RDONLY)
     }
 
     /// Makes the directory's entries durable (best effort: a handle opened
     /// only for searching cannot be synced).
     pub(crate) fn sync_dir(&self) {
         let _ = rustix::fs::fsync(&self.dir);
+    }
+}
+
+/// The device of `p` or of its nearest existing ancestor (where a path
+/// about to be created will live).
+pub(crate) fn device_of(p: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    p.ancestors()
+        .find_map(|a| std::fs::metadata(a).ok())
+        .map(|m| m.dev())
+}
+
+/// Creates the directories above `p`.
+pub(crate) fn make_parent(p: &Path) -> std::io::Result<()> {
+    match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => std::fs::create_dir_all(d),
+        None => Ok(()),
+    }
+}
+
+/// A time in nanoseconds since the epoch, as `utimensat` takes it.
+pub(crate) fn timespec(ns: i64) -> rustix::fs::Timespec {
+    rustix::fs::Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
     }
 }
 
@@ -192,10 +201,7 @@ pub(crate) fn write_copy(
         Some(rustix::fs::Gid::from_raw(rec.gid)),
     );
     rustix::fs::fchmod(&dst, Mode::from_raw_mode(rec.mode & 0o7777))?;
-    let t = rustix::fs::Timespec {
-        tv_sec: rec.mtime_ns.div_euclid(1_000_000_000),
-        tv_nsec: rec.mtime_ns.rem_euclid(1_000_000_000) as _,
-    };
+    let t = timespec(rec.mtime_ns);
     rustix::fs::futimens(
         &dst,
         &rustix::fs::Timestamps {

@@ -75,13 +75,6 @@ pub enum OpKind {
     Clone,
 }
 
-impl StatRec {
-    /// Device and inode.
-    pub(crate) fn ino_key(&self) -> (u64, u64) {
-        (self.dev, self.ino)
-    }
-}
-
 impl OpKind {
     /// The name in the journal.
     pub fn name(self) -> &'static str {

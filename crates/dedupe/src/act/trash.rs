@@ -29,13 +29,6 @@ pub(crate) fn home_trash() -> Option<PathBuf> {
     Some(data.join("Trash"))
 }
 
-/// The device of `p` or of its nearest existing ancestor.
-pub(crate) fn device_of(p: &Path) -> Option<u64> {
-    p.ancestors()
-        .find_map(|a| std::fs::metadata(a).ok())
-        .map(|m| m.dev())
-}
-
 /// The top directory of the mount holding the directory `dir` (absolute,
 /// symlinks resolved): the highest ancestor on the same device.
 fn topdir(dir: &Path, dev: u64) -> PathBuf {
@@ -87,7 +80,7 @@ pub(crate) fn trash_dir(dir: &Path, dev: u64) -> std::io::Result<PathBuf> {
         std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid)
     };
     let chosen = match home_trash() {
-        Some(home) if device_of(&home) == Some(dev) => {
+        Some(home) if super::fsops::device_of(&home) == Some(dev) => {
             private_dir(&home)?;
             home
         }

@@ -228,8 +228,7 @@ fn other(msg: impl Into<String>) -> io::Error {
 fn is_our_copy(path: &Path, op: &Op) -> bool {
     let Ok(d) = fsops::at(path) else { return false };
     let Ok(st) = d.stat() else { return false };
-    let mtime = crate::entry::time_ns((st.st_mtime, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
-    if !fsops::is_file(&st) || mtime != op.victim_stat.mtime_ns {
+    if !fsops::is_file(&st) || fsops::stamp_of(&st).mtime_ns != op.victim_stat.mtime_ns {
         return false;
     }
     let Ok(f) = d.open_read() else { return false };
@@ -262,16 +261,10 @@ fn settle_copy(op: &Op) -> io::Result<bool> {
 fn copy_back(op: &Op, j: &mut Journal) -> io::Result<()> {
     let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
     let d = fsops::at(dest)?;
+    // What is copied back is checked against the journal's hash as it is
+    // read (`write_copy`): a file changed at the destination is refused.
     let src = d.open_read()?;
-    if !is_our_copy(dest, op) {
-        return Err(other(format!(
-            "{} is no longer the moved file",
-            dest.display()
-        )));
-    }
-    if let Some(parent) = op.victim.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
+    fsops::make_parent(&op.victim)?;
     let v = fsops::at(&op.victim)?;
     let tmp = fsops::temp_name(op.op);
     j.undo_intent(op.op, &tmp)?;
@@ -293,25 +286,22 @@ fn copy_back(op: &Op, j: &mut Journal) -> io::Result<()> {
 fn move_back(op: &Op) -> io::Result<()> {
     let dest = op.dest.as_deref().ok_or_else(|| other("no destination"))?;
     let d = fsops::at(dest)?;
-    // Back already (an undo killed after its rename): finish it.
-    let home = fsops::at(&op.victim).and_then(|v| v.stat());
-    if home.is_ok_and(|st| is(&st, &op.victim_stat))
-        && !d.stat().is_ok_and(|st| is(&st, &op.victim_stat))
-    {
-        if op.kind == OpKind::Trash {
-            super::trash::remove_info(dest, &op.victim);
+    let moved = d.stat().is_ok_and(|st| is(&st, &op.victim_stat));
+    if !moved {
+        // Back already (an undo killed after its rename): finish it.
+        let home = fsops::at(&op.victim).and_then(|v| v.stat());
+        if home.is_ok_and(|st| is(&st, &op.victim_stat)) {
+            if op.kind == OpKind::Trash {
+                super::trash::remove_info(dest, &op.victim);
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
-    if !d.stat().is_ok_and(|st| is(&st, &op.victim_stat)) {
         return Err(other(format!(
             "{} is no longer the moved file",
             dest.display()
         )));
     }
-    if let Some(parent) = op.victim.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
+    fsops::make_parent(&op.victim)?;
     let v = fsops::at(&op.victim)?;
     rustix::fs::renameat_with(&d.dir, &d.name, &v.dir, &v.name, RenameFlags::NOREPLACE)?;
     v.sync_dir();
@@ -377,7 +367,7 @@ fn unshare(op: &Op) -> io::Result<()> {
     if !is_ours(&v, &v.name, op) {
         return Err(other("the path no longer holds the cloned file"));
     }
-    let f = v.open_rdwr()?;
+    let f = v.open(OFlags::RDWR)?;
     let st = rustix::fs::fstat(&f)?;
     if !is(&st, &op.victim_stat) {
         return Err(other("the path changed during undo"));
@@ -400,10 +390,7 @@ fn unshare(op: &Op) -> io::Result<()> {
         }
     }
     rustix::fs::fsync(&f)?;
-    let t = rustix::fs::Timespec {
-        tv_sec: op.victim_stat.mtime_ns.div_euclid(1_000_000_000),
-        tv_nsec: op.victim_stat.mtime_ns.rem_euclid(1_000_000_000) as _,
-    };
+    let t = fsops::timespec(op.victim_stat.mtime_ns);
     let omit = rustix::fs::Timespec {
         tv_sec: 0,
         tv_nsec: rustix::fs::UTIME_OMIT,
