@@ -447,3 +447,65 @@ fn files_in_a_trash_can_are_left_to_the_trash() {
         assert_eq!(fs::read(t.path("t/a/x")).unwrap(), b"precious");
     }
 }
+
+/// `clone` stopped at each point of a step and by `SIGKILL` at random
+/// moments: every path keeps its bytes, mode and mtime, and recovery
+/// plus undo leave the tree as it was.
+#[test]
+fn clone_stopped_anywhere_keeps_every_content() {
+    let Some(x) = Xfs::new() else { return };
+    let mut rng = 0x51f1_5eed_u64;
+    let mut kills = 0;
+    let tree = |name: &str| {
+        for g in 0..6u8 {
+            let content = blob(g, (3 << 20) + usize::from(g));
+            for side in ["a", "b", "c"] {
+                x.write(&format!("{name}/{side}/{g}"), &content);
+            }
+        }
+        x.path(name)
+    };
+    // How long an uncut run takes here, to spread the kills over it.
+    let calibration = tree("calibrate");
+    let state = tempfile::tempdir().unwrap();
+    let mut c = dedupe(state.path());
+    c.arg("clone").arg(&calibration);
+    let start = std::time::Instant::now();
+    assert_eq!(code(&run(c)), 0);
+    let window = (start.elapsed().as_micros() as u64).max(1);
+    fs::remove_dir_all(&calibration).unwrap();
+    for round in 0..12 {
+        let root = tree(&format!("r{round}"));
+        let before = snapshot(&root);
+        let state = tempfile::tempdir().unwrap();
+        let mut c = dedupe(state.path());
+        c.arg("clone")
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match round {
+            0 => c.env("DEDUPE_CRASH_AT", "1:intent"),
+            1 => c.env("DEDUPE_CRASH_AT", "5:change"),
+            _ => &mut c,
+        };
+        let mut child = c.spawn().unwrap();
+        if round >= 2 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            std::thread::sleep(std::time::Duration::from_micros(rng % window));
+            let _ = child.kill();
+        }
+        if child.wait().unwrap().code().is_none() {
+            kills += 1;
+        }
+        assert_eq!(snapshot(&root), before, "round {round}: a path changed");
+        let u = undo(state.path());
+        let nothing = String::from_utf8_lossy(&u.stderr).contains("no run to undo");
+        assert!(code(&u) == 0 || nothing, "{}{}", stdout(&u), stderr(&u));
+        assert_eq!(snapshot(&root), before, "round {round}: after undo");
+        fs::remove_dir_all(&root).unwrap();
+    }
+    println!("{kills} of 12 clone runs stopped mid-run");
+    assert!(kills >= 6, "only {kills} of 12 clone runs were stopped");
+}
