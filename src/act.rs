@@ -297,6 +297,8 @@ fn run_with(
         crash_at: crash_point(),
         before_changes: None,
     };
+    // Bigger batches, fewer journal syncs (see the function).
+    act::raise_descriptor_limit();
     let stop = || interrupt.fired();
     let mut index = 0;
     let report = act::execute(&plan, &exec, &mut journal, &stop, |step, outcome| {
@@ -358,7 +360,12 @@ fn recover_all() {
     let Some(dir) = act::default_journal_dir() else {
         return;
     };
-    for j in journals(&dir) {
+    // Only journals whose last record is not an end can hold a change
+    // left half done; finding that reads a few bytes of each.
+    for j in journals(&dir)
+        .into_iter()
+        .filter(|j| !act::journal::settled(j))
+    {
         let mut r = act::UndoReport::default();
         match act::recover(&j, &mut r) {
             // A run going on now: its journal is its own.

@@ -134,16 +134,36 @@ fn destination(
     Ok((dest, copy))
 }
 
-/// Checks a step (both files unchanged since the scan, the rules, equal
-/// bytes); `Err` is the step's final outcome.
-pub(super) fn prepare(
+/// A step whose files passed every check but the byte comparison, open.
+pub(super) struct Checked {
+    index: usize,
+    kind: OpKind,
+    v: At,
+    k: At,
+    vst: rustix::fs::Stat,
+    kst: rustix::fs::Stat,
+    vf: std::os::fd::OwnedFd,
+    kf: std::os::fd::OwnedFd,
+}
+
+impl Checked {
+    /// The step's index in the plan.
+    pub(super) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// Checks a step (both files unchanged since the scan, the rules); `Err`
+/// is the step's final outcome. The bytes are compared next, by
+/// [`compare`], then [`ready`] makes the journal entry.
+pub(super) fn check(
     action: &Action,
     opts: &ExecOptions,
     index: usize,
     step: &Step,
     (keep_stamp, victim_stamp): (FileStamp, FileStamp),
     run: &mut RunState,
-) -> Result<Ready, Outcome> {
+) -> Result<Checked, Outcome> {
     use Outcome::Skipped;
     let v = fsops::at(&step.victim).map_err(|_| Skipped(Skip::VictimChanged))?;
     let vst = match v.stat() {
@@ -179,7 +199,7 @@ pub(super) fn prepare(
     if kind != OpKind::Clone && vst.st_nlink > covered.max(1) && !opts.allow_other_links {
         return Err(Skipped(Skip::OtherLinks(vst.st_nlink)));
     }
-    // The bytes, now, through handles checked to be the stat'ed inodes.
+    // The bytes are read through handles checked to be the stat'ed inodes.
     let (Ok(vf), Ok(kf)) = (v.open_read(), k.open_read()) else {
         return Err(failed("cannot open both files to compare them"));
     };
@@ -196,13 +216,50 @@ pub(super) fn prepare(
     if kind == OpKind::Clone && !run.cloned.insert((vst.st_dev, vst.st_ino)) {
         return Err(Skipped(Skip::AlreadyShared));
     }
-    // The hash undo will check is computed here, from the bytes compared,
-    // never taken from a report.
-    let hash = match fsops::same_bytes(&vf, &kf, step.algo) {
-        Ok(Some(digest)) => digest,
-        Ok(None) => return Err(Skipped(Skip::Differs)),
-        Err(e) => return Err(failed(format!("cannot compare: {e}"))),
-    };
+    Ok(Checked {
+        index,
+        kind,
+        v,
+        k,
+        vst,
+        kst,
+        vf,
+        kf,
+    })
+}
+
+/// Compares a checked step's two files to the end of both: the hash
+/// undo will check, computed from the bytes compared (never taken from a
+/// report), or the step's outcome. Touches nothing shared, so a batch's
+/// comparisons run side by side.
+pub(super) fn compare(c: &Checked, step: &Step) -> Result<crate::hash::Digest, Outcome> {
+    match fsops::same_bytes(&c.vf, &c.kf, step.algo) {
+        Ok(Some(digest)) => Ok(digest),
+        Ok(None) => Err(Outcome::Skipped(Skip::Differs)),
+        Err(e) => Err(failed(format!("cannot compare: {e}"))),
+    }
+}
+
+/// A compared step's journal entry (with its destination, for a move or
+/// trash): ready to be journaled and made.
+pub(super) fn ready(
+    action: &Action,
+    opts: &ExecOptions,
+    step: &Step,
+    c: Checked,
+    hash: &crate::hash::Digest,
+    run: &mut RunState,
+) -> Result<Ready, Outcome> {
+    let Checked {
+        index,
+        kind,
+        v,
+        k,
+        vst,
+        kst,
+        vf,
+        kf,
+    } = c;
     let target = match kind {
         OpKind::Symlink => match symlink_target(action, &step.victim, &step.keep) {
             Ok(t) => Some(t),

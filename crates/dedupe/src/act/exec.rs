@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use super::change::{clone_into, copy_move, move_to, remove, replace, trash_to};
-use super::check::{prepare, Ready, RunState};
+use super::check::{check, compare, ready, Checked, Ready, RunState};
 use super::fsops;
 use super::journal::{Journal, OpKind, OpState};
 use super::plan::{Plan, Step};
@@ -137,11 +137,68 @@ pub struct ActReport {
 
 /// Steps whose intents are journaled with one sync, then made, then
 /// recorded with one more: three syncs per step made `link` on 20k
-/// duplicates take 20 s here, most of it waiting for the disk. A batch
-/// holds at most four descriptors per step (two directories, the victim,
-/// for `clone` the kept file), so 128 stays well inside the usual limit
-/// of 1024.
-const BATCH: usize = 128;
+/// duplicates take 20 s here, most of it waiting for the disk, and
+/// batches of 128 still spent a third of a `link` run in the journal's
+/// syncs. A step holds up to four descriptors until its batch is made
+/// (two directories, the victim, for `clone` the kept file), so a batch
+/// takes at most half of what the process may open: see [`batch_size`].
+const MAX_BATCH: usize = 2048;
+const MIN_BATCH: usize = 16;
+
+/// Steps per batch under the process's descriptor limit (the command
+/// line raises its soft limit to the hard one; 1024, the usual soft
+/// limit, gives 128).
+fn batch_size() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(soft / 8)
+        .unwrap_or(MAX_BATCH)
+        .clamp(MIN_BATCH, MAX_BATCH)
+}
+
+/// Compares a batch's checked steps, side by side on up to this many
+/// threads: the comparison reads both files of every step, as much as
+/// the search read, and from the page cache it is CPU work.
+const COMPARERS: usize = 4;
+
+fn compare_batch(plan: &Plan, checked: &[Checked]) -> Vec<Result<crate::hash::Digest, Outcome>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(COMPARERS)
+        .min(checked.len());
+    if threads <= 1 {
+        return checked
+            .iter()
+            .map(|c| compare(c, &plan.steps[c.index()]))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<crate::hash::Digest, Outcome>>>> =
+        checked.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(c) = checked.get(i) else { break };
+                let r = compare(c, &plan.steps[c.index()]);
+                *results[i]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| Err(Outcome::Failed("not compared".into())))
+        })
+        .collect()
+}
 
 /// Threads that close victims (see [`execute`]).
 const CLOSERS: usize = 4;
@@ -231,14 +288,15 @@ fn run_batches(
     for s in &plan.steps {
         *run.covered.entry(s.victim.stamp.id).or_insert(0) += 1;
     }
+    let batch_len = batch_size();
     while steps.peek().is_some() {
         if stop() {
             report.interrupted = true;
             break;
         }
         // Check and compare a batch; steps that fail a check are done with.
-        let mut batch: Vec<Ready> = Vec::new();
-        while batch.len() < BATCH {
+        let mut checked: Vec<Checked> = Vec::new();
+        while checked.len() < batch_len {
             let Some((i, step)) = steps.next() else { break };
             let keep = ours_now
                 .get(&step.keep.stamp.id)
@@ -246,7 +304,16 @@ fn run_batches(
             let victim = ours_now
                 .get(&step.victim.stamp.id)
                 .unwrap_or(&step.victim.stamp);
-            match prepare(&plan.action, opts, i, step, (*keep, *victim), &mut run) {
+            match check(&plan.action, opts, i, step, (*keep, *victim), &mut run) {
+                Ok(c) => checked.push(c),
+                Err(outcome) => count(report, step, &outcome, false),
+            }
+        }
+        let hashes = compare_batch(plan, &checked);
+        let mut batch: Vec<Ready> = Vec::with_capacity(checked.len());
+        for (c, hash) in checked.into_iter().zip(hashes) {
+            let step = &plan.steps[c.index()];
+            match hash.and_then(|h| ready(&plan.action, opts, step, c, &h, &mut run)) {
                 Ok(r) => batch.push(r),
                 Err(outcome) => count(report, step, &outcome, false),
             }

@@ -324,6 +324,32 @@ fn get_path(v: &Value, k: &str) -> Option<PathBuf> {
     decode_json_path(v.get(k)?).map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
 }
 
+/// Whether the journal at `path` ends with an `end` record: its run, or
+/// the last undo of it, finished or was settled by recovery, so nothing
+/// in it is half done. Reads only the file's tail, so the check before
+/// every run costs the same however many journals have piled up (reading
+/// each whole took a second per few hundred thousand steps of history).
+pub fn settled(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    /// An `end` record is a few hundred bytes.
+    const TAIL: u64 = 4096;
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return false;
+    };
+    let mut tail = Vec::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err()
+        || f.read_to_end(&mut tail).is_err()
+    {
+        return false;
+    }
+    let last = tail.split(|&b| b == b'\n').rev().find(|l| !l.is_empty());
+    last.and_then(|l| serde_json::from_slice::<Value>(l).ok())
+        .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("end"))
+}
+
 /// Reads a journal. A last line cut short by a crash is ignored; any other
 /// bad line is an error.
 pub fn read(path: &Path) -> io::Result<JournalLog> {
@@ -400,4 +426,34 @@ pub fn read(path: &Path) -> io::Result<JournalLog> {
     }
     log.ops = ops.into_values().collect();
     Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_journal_whose_last_record_is_an_end_is_settled() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("run.jsonl");
+        let mut j = Journal::create(&p, &json!({})).unwrap();
+        assert!(!settled(&p), "a started run");
+        j.end(&json!({"done": 0})).unwrap();
+        assert!(settled(&p), "an ended run");
+        j.undo_intent(1, Path::new("tmp")).unwrap();
+        assert!(!settled(&p), "an undo under way after the end");
+        j.outcome(1, OpState::Undone, None).unwrap();
+        assert!(!settled(&p), "an undo that did not record its end");
+        j.end(&json!({"undo": true})).unwrap();
+        assert!(settled(&p));
+        // A line cut by a crash after the end.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"type\":\"undo_int")
+            .unwrap();
+        assert!(!settled(&p), "a cut line");
+        assert!(!settled(&t.path().join("missing.jsonl")));
+    }
 }

@@ -216,6 +216,9 @@ pub fn undo(path: &Path) -> io::Result<UndoReport> {
             Err(e) => report.failed.push((op.victim.clone(), e.to_string())),
         }
     }
+    // Nothing of this undo is left half done (see `journal::settled`).
+    j.end(&serde_json::json!({"undo": true, "undone": report.undone,
+        "failed": report.failed.len()}))?;
     Ok(report)
 }
 
