@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::hardening::{as_root, Mount};
@@ -373,33 +373,47 @@ fn a_stale_report_changes_nothing_it_should_not() {
 /// are compared before any change.
 #[test]
 fn a_forged_report_cannot_make_different_files_one() {
-    let t = Tree::new();
-    let a = t.file("t/a", blob(1, 50_000));
-    let mut other = blob(1, 50_000);
-    other[49_999] ^= 1;
-    let b = t.file("t/b", &other);
-    let id = |p: &Path| {
-        let m = fs::metadata(p).unwrap();
-        serde_json::json!({"dev": m.dev(), "ino": m.ino(),
-            "mtime_ns": m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            "ctime_ns": m.ctime() * 1_000_000_000 + m.ctime_nsec()})
-    };
-    let report = serde_json::json!({"groups": [{"id": 1, "size": 50_000,
-        "hash": "00".repeat(32), "algo": "blake3",
-        "files": [a.to_str().unwrap(), b.to_str().unwrap()],
-        "identity": [id(&a), id(&b)]}]});
-    let path = t.path("forged.json");
-    fs::write(&path, report.to_string()).unwrap();
-    let state = tempfile::tempdir().unwrap();
     for verb in ["link", "remove"] {
+        let t = Tree::new();
+        let a = t.file("t/a", blob(1, 50_000));
+        let mut other = blob(1, 50_000);
+        other[49_999] ^= 1;
+        let b = t.file("t/b", &other);
+        // Equal copies beside it, compared in the same batch (side by
+        // side on several threads): each outcome must be its own step's.
+        let copies: Vec<PathBuf> = (0..6)
+            .map(|i| t.file(&format!("t/c{i}"), blob(1, 50_000)))
+            .collect();
+        let id = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            serde_json::json!({"dev": m.dev(), "ino": m.ino(),
+                "mtime_ns": m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                "ctime_ns": m.ctime() * 1_000_000_000 + m.ctime_nsec()})
+        };
+        let files: Vec<&PathBuf> = [&a, &b].into_iter().chain(&copies).collect();
+        let report = serde_json::json!({"groups": [{"id": 1, "size": 50_000,
+            "hash": "00".repeat(32), "algo": "blake3",
+            "files": files.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>(),
+            "identity": files.iter().map(|p| id(p)).collect::<Vec<_>>()}]});
+        let path = t.path("forged.json");
+        fs::write(&path, report.to_string()).unwrap();
+        let state = tempfile::tempdir().unwrap();
         let mut c = dedupe(state.path());
         c.args([verb, "--from"]).arg(&path);
         let out = run(c);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("content differs"), "{verb}: {text}");
+        assert_eq!(text.matches("content differs").count(), 1, "{verb}: {text}");
+        let line = text.lines().find(|l| l.contains("content differs")).unwrap();
+        assert!(line.contains(&format!(" {} (keep", b.display())), "{verb}: {text}");
         assert_eq!(fs::read(&b).unwrap(), other);
         assert_ne!(ino(&a), ino(&b));
+        assert!(text.contains("6 done, 1 skipped"), "{verb}: {text}");
+        if verb == "link" {
+            assert!(copies.iter().all(|c| ino(c) == ino(&a)), "{text}");
+        } else {
+            assert!(copies.iter().all(|c| !c.exists()), "{text}");
+        }
     }
 }
 
