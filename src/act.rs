@@ -260,8 +260,8 @@ fn run_with(
     let plan = act::plan(&groups, &action, &opts);
     let mut out = Printer::new(a.find.format, &action, a.dry_run);
     if a.dry_run {
-        for (i, step) in plan.steps.iter().enumerate() {
-            out.step(&plan, i, step, None);
+        for step in &plan.steps {
+            out.step(step, None, None);
         }
         out.held(&plan);
         out.summary(&plan, None, None);
@@ -300,10 +300,8 @@ fn run_with(
     // Bigger batches, fewer journal syncs (see the function).
     act::raise_descriptor_limit();
     let stop = || interrupt.fired();
-    let mut index = 0;
-    let report = act::execute(&plan, &exec, &mut journal, &stop, |step, outcome| {
-        out.step(&plan, index, step, Some(outcome));
-        index += 1;
+    let report = act::execute(&plan, &exec, &mut journal, &stop, |step, outcome, dest| {
+        out.step(step, Some(outcome), dest);
     })?;
     out.held(&plan);
     out.summary(&plan, Some(&report), Some(journal.path()));

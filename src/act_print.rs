@@ -30,7 +30,10 @@ impl Printer {
         }
     }
 
-    pub fn step(&mut self, _plan: &Plan, _i: usize, s: &Step, outcome: Option<&Outcome>) {
+    /// One step, planned (`outcome` none) or run; `went`: where a moved or
+    /// trashed file went (a trash name is chosen when the step runs).
+    pub fn step(&mut self, s: &Step, outcome: Option<&Outcome>, went: Option<&Path>) {
+        let dest = went.or(s.dest.as_deref());
         let (state, why) = match outcome {
             None => ("planned", None),
             Some(Outcome::Done) => ("done", None),
@@ -40,7 +43,7 @@ impl Printer {
         let v = json!({
             "type": "step", "group": s.group, "action": self.verb, "state": state,
             "keep": JsonPath::of(&s.keep).to_value(), "victim": JsonPath::of(&s.victim).to_value(),
-            "dest": s.dest.as_deref().map(|d| JsonPath::of(d).to_value()), "size": s.size, "why": why,
+            "dest": dest.map(|d| JsonPath::of(d).to_value()), "size": s.size, "why": why,
         });
         match self.format {
             FindFormat::Jsonl => {
@@ -48,9 +51,7 @@ impl Printer {
             }
             FindFormat::Json => self.steps.push(v),
             _ => {
-                let dest = s
-                    .dest
-                    .as_deref()
+                let dest = dest
                     .map(|d| format!(" -> {}", escape(d)))
                     .unwrap_or_default();
                 let why = why.map(|w| format!(": {w}")).unwrap_or_default();

@@ -404,8 +404,14 @@ fn a_forged_report_cannot_make_different_files_one() {
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.matches("content differs").count(), 1, "{verb}: {text}");
-        let line = text.lines().find(|l| l.contains("content differs")).unwrap();
-        assert!(line.contains(&format!(" {} (keep", b.display())), "{verb}: {text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("content differs"))
+            .unwrap();
+        assert!(
+            line.contains(&format!(" {} (keep", b.display())),
+            "{verb}: {text}"
+        );
         assert_eq!(fs::read(&b).unwrap(), other);
         assert_ne!(ino(&a), ino(&b));
         assert!(text.contains("6 done, 1 skipped"), "{verb}: {text}");

@@ -86,6 +86,14 @@ fn trash_moves_copies_to_the_home_trash_and_undo_brings_them_back() {
     let mut all = contents(&root);
     all.extend(contents(&trash.join("files")));
     assert_eq!(all, contents_of(&before));
+    // Each step says where its file went.
+    let text = stdout(&out);
+    let files = format!(" -> {}/files/", trash.display());
+    let went = text
+        .lines()
+        .filter(|l| l.starts_with("done trash ") && l.contains(&files))
+        .count();
+    assert_eq!(went, items.len(), "{text}");
     let names: Vec<&[u8]> = items
         .iter()
         .map(|(_, o)| o.as_os_str().as_bytes())

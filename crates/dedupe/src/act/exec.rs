@@ -203,7 +203,9 @@ fn compare_batch(plan: &Plan, checked: &[Checked]) -> Vec<Result<crate::hash::Di
 /// Threads that close victims (see [`execute`]).
 const CLOSERS: usize = 4;
 
-/// Runs `plan`, journaling into `journal`; `on_step` hears each outcome.
+/// Runs `plan`, journaling into `journal`; `on_step` hears each outcome,
+/// with where the file went for a move or trash that was made (a trash
+/// name is chosen only when the step runs).
 /// `stop` is polled between batches of steps. A journal that cannot be
 /// written stops the run with that error: nothing is changed unrecorded.
 pub fn execute(
@@ -211,13 +213,17 @@ pub fn execute(
     opts: &ExecOptions,
     journal: &mut Journal,
     stop: &dyn Fn() -> bool,
-    mut on_step: impl FnMut(&Step, &Outcome),
+    mut on_step: impl FnMut(&Step, &Outcome, Option<&std::path::Path>),
 ) -> io::Result<ActReport> {
     let mut report = ActReport::default();
     // A kept file gains a link (and a new ctime) with each hard link made
     // to it: what this run did to it is not a change since the scan.
     let mut ours_now: HashMap<FileId, FileStamp> = HashMap::new();
-    let mut count = |report: &mut ActReport, step: &Step, outcome: &Outcome, frees: bool| {
+    let mut count = |report: &mut ActReport,
+                     step: &Step,
+                     outcome: &Outcome,
+                     frees: bool,
+                     dest: Option<&std::path::Path>| {
         match outcome {
             Outcome::Done => {
                 report.done += 1;
@@ -228,7 +234,7 @@ pub fn execute(
             Outcome::Skipped(_) => report.skipped += 1,
             Outcome::Failed(_) => report.failed += 1,
         }
-        on_step(step, outcome);
+        on_step(step, outcome, dest.filter(|_| *outcome == Outcome::Done));
     };
     // Freeing a victim's blocks (truncate, and on a file system mounted
     // with `discard` a synchronous discard per extent) happens when its
@@ -273,7 +279,7 @@ fn run_batches(
     stop: &dyn Fn() -> bool,
     report: &mut ActReport,
     ours_now: &mut HashMap<FileId, FileStamp>,
-    count: &mut impl FnMut(&mut ActReport, &Step, &Outcome, bool),
+    count: &mut impl FnMut(&mut ActReport, &Step, &Outcome, bool, Option<&std::path::Path>),
     closer: &crossbeam_channel::Sender<std::os::fd::OwnedFd>,
 ) -> io::Result<()> {
     let mut steps = plan.steps.iter().enumerate().peekable();
@@ -306,7 +312,7 @@ fn run_batches(
                 .unwrap_or(&step.victim.stamp);
             match check(&plan.action, opts, i, step, (*keep, *victim), &mut run) {
                 Ok(c) => checked.push(c),
-                Err(outcome) => count(report, step, &outcome, false),
+                Err(outcome) => count(report, step, &outcome, false, None),
             }
         }
         let hashes = compare_batch(plan, &checked);
@@ -315,7 +321,7 @@ fn run_batches(
             let step = &plan.steps[c.index()];
             match hash.and_then(|h| ready(&plan.action, opts, step, c, &h, &mut run)) {
                 Ok(r) => batch.push(r),
-                Err(outcome) => count(report, step, &outcome, false),
+                Err(outcome) => count(report, step, &outcome, false, None),
             }
         }
         if batch.is_empty() {
@@ -369,7 +375,7 @@ fn run_batches(
                 OpKind::Move | OpKind::Trash => false,
                 _ => *gone,
             };
-            count(report, step, outcome, frees);
+            count(report, step, outcome, frees, r.op.dest.as_deref());
             let _ = closer.send(r.vf);
         }
     }
@@ -496,7 +502,7 @@ mod tests {
                 ..ExecOptions::default()
             };
             let mut outcomes = Vec::new();
-            execute(&plan, &exec, &mut journal, &|| false, |_, o| {
+            execute(&plan, &exec, &mut journal, &|| false, |_, o, _| {
                 outcomes.push(o.clone());
             })
             .unwrap();
