@@ -382,7 +382,7 @@ fn a_forged_report_cannot_make_different_files_one() {
         // Equal copies beside it, compared in the same batch (side by
         // side on several threads): each outcome must be its own step's.
         let copies: Vec<PathBuf> = (0..6)
-            .map(|i| t.file(&format!("t/c{i}"), blob(1, 50_000)))
+            .map(|i| t.file(format!("t/c{i}"), blob(1, 50_000)))
             .collect();
         let id = |p: &Path| {
             let m = fs::metadata(p).unwrap();

@@ -67,7 +67,7 @@ fn mounted_names() -> HashSet<String> {
         .collect();
     mounts
         .into_iter()
-        .filter_map(|(dev, point)| v.of(dev, &point).map(|vol| vol.name.clone()))
+        .filter_map(|(dev, point)| v.of(dev, &point).map(|vol| vol.name.to_string()))
         .collect()
 }
 
@@ -189,7 +189,7 @@ pub fn prune(
                 });
                 let same = current.is_some_and(|m| {
                     volumes.of(m.dev(), path).cloned().is_some_and(|v| {
-                        v.name == name
+                        *v.name == *name
                             && if v.path_keyed {
                                 volumes.relative(m.dev(), path).as_deref() == Some(&rel[..])
                             } else {

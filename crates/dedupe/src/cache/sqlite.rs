@@ -322,27 +322,53 @@ impl SqliteStore {
         result.and(end)
     }
 
-    fn get_all(
+    fn get_all<'a>(
         &mut self,
-        queries: &[Query<'_>],
+        queries: &[Query<'a>],
         out: &mut [Option<Stored>],
     ) -> rusqlite::Result<()> {
         // In key order, so the B-tree pages a batch needs are visited
         // once each, front to back.
         let mut order: Vec<usize> = (0..queries.len()).collect();
         order.sort_by(|&a, &b| queries[a].entry.cmp(queries[b].entry));
-        for i in order {
-            let q = &queries[i];
-            let (Some(vol), Some(spec)) = (
-                self.volume(&q.entry.volume, false)?,
-                self.spec(q.spec, false)?,
-            ) else {
-                continue;
+        // A batch is almost always one volume and a few specs: their ids
+        // are looked up when they change, not per file (hashing names was
+        // a tenth of a lookup).
+        let mut last_vol: Option<(&str, Option<i64>)> = None;
+        let mut last_spec: Option<(&str, Option<i64>)> = None;
+        let mut ids = |this: &mut Self, q: &Query<'a>| -> rusqlite::Result<_> {
+            let vol = match last_vol {
+                Some((name, id)) if name == &*q.entry.volume => id,
+                _ => {
+                    let id = this.volume(&q.entry.volume, false)?;
+                    last_vol = Some((&*q.entry.volume, id));
+                    id
+                }
             };
-            let mut st = self.conn.prepare_cached(
-                "SELECT size, mtime_ns, ctime_ns, key, seen FROM entries \
-                 WHERE volume = ?1 AND ino = ?2 AND rel = ?3 AND spec = ?4",
-            )?;
+            let spec = match last_spec {
+                Some((name, id)) if name == q.spec => id,
+                _ => {
+                    let id = this.spec(q.spec, false)?;
+                    last_spec = Some((q.spec, id));
+                    id
+                }
+            };
+            Ok(vol.zip(spec))
+        };
+        let mut asked = Vec::with_capacity(order.len());
+        for i in order {
+            if let Some(ids) = ids(self, &queries[i])? {
+                asked.push((i, ids));
+            }
+        }
+        // One statement for the batch (looking it up in the statement
+        // cache hashes its text each time).
+        let mut st = self.conn.prepare_cached(
+            "SELECT size, mtime_ns, ctime_ns, key, seen FROM entries \
+             WHERE volume = ?1 AND ino = ?2 AND rel = ?3 AND spec = ?4",
+        )?;
+        for (i, (vol, spec)) in asked {
+            let q = &queries[i];
             out[i] = st
                 .query_row(params![vol, bits(q.entry.ino), q.entry.rel, spec], |r| {
                     Ok(Stored {

@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryKey {
     /// The volume's name (see the cache module's docs).
-    pub volume: String,
+    pub volume: std::sync::Arc<str>,
     /// Inode number, 0 on path-keyed volumes.
     pub ino: u64,
     /// Path within the volume, empty on inode-keyed volumes.

@@ -45,7 +45,8 @@ pub(crate) struct Mount {
 /// A volume as the cache knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Volume {
-    pub name: String,
+    /// Shared: every cache entry of the volume names it.
+    pub name: std::sync::Arc<str>,
     pub path_keyed: bool,
 }
 
@@ -95,7 +96,7 @@ impl Volumes {
         if !fsid_typed && m.source.starts_with("/dev/") {
             if let Some(uuid) = self.uuid_of(&m.source) {
                 return Some(Volume {
-                    name: format!("uuid:{uuid}"),
+                    name: format!("uuid:{uuid}").into(),
                     path_keyed,
                 });
             }
@@ -103,13 +104,13 @@ impl Volumes {
         if fsid_typed {
             if let Ok(st) = rustix::fs::statvfs(path) {
                 return Some(Volume {
-                    name: format!("fsid:{}:{:016x}", m.fstype, st.f_fsid),
+                    name: format!("fsid:{}:{:016x}", m.fstype, st.f_fsid).into(),
                     path_keyed,
                 });
             }
         }
         Some(Volume {
-            name: format!("{}:{}:{}", m.fstype, m.source, m.root.display()),
+            name: format!("{}:{}:{}", m.fstype, m.source, m.root.display()).into(),
             path_keyed,
         })
     }
@@ -280,7 +281,7 @@ mod tests {
         let dev = std::os::unix::fs::MetadataExt::dev(&fs::metadata("/").unwrap());
         let vol = v.of(dev, Path::new("/")).expect("/ is mounted").clone();
         assert!(!vol.name.is_empty());
-        assert_ne!(vol.name, dev.to_string());
+        assert_ne!(&*vol.name, dev.to_string());
         // Asked again: the same answer, from memory.
         assert_eq!(v.of(dev, Path::new("/etc")), Some(&vol));
     }

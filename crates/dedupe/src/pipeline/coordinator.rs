@@ -6,16 +6,18 @@
 //! else decides.
 //!
 //! Reads the trie asks for are first put to the [`KeySource`], if there is
-//! one, all that gathered since the last hand-out in one batch: a key it
-//! knows goes through the same route as a reader's result (and may ask for
-//! the next stage, put to it in the next round of the same batch); only
-//! what it does not know is queued for the readers. One batch per round,
-//! not one per job, because a lookup's fixed cost (a read transaction,
-//! its locks) was most of its price when jobs held one large file each.
+//! one, on its own thread (`keyserve.rs`): all that gathered while its
+//! last batch was out go in one batch. A key it knows goes through the
+//! same route as a reader's result (and may ask for the next stage, put
+//! to it in a later batch); only what it does not know is queued for the
+//! readers. Batches, not single files, because a lookup's fixed cost (a
+//! read transaction, its locks) was most of its price when jobs held one
+//! large file each.
 
 use std::time::Instant;
 
-use super::keys::{KeyRequest, KeySource, StageKey};
+use super::keys::StageKey;
+use super::keyserve::{Answer, Asked, KeyLink};
 use super::msg::{Done, Outcome, Task, TaskKind};
 use super::pool::Finished;
 use super::schedule::{Job, Scheduler};
@@ -28,12 +30,15 @@ use crate::group::DuplicateGroup;
 use crate::hash::HashAlgo;
 use crate::progress::ProgressTracker;
 
+/// Most files in one batch put to the key source.
+const MAX_ASK: usize = 4096;
+
 pub(crate) struct Coordinator<'a, F> {
     pub(crate) trie: Trie,
     pub(crate) sched: Scheduler,
     pub(crate) stats: Stats,
-    keys: Option<&'a mut (dyn KeySource + 'static)>,
-    /// Reads placed since the last hand-out, to put to `keys` first.
+    keys: Option<KeyLink>,
+    /// Reads placed and not yet put to `keys`.
     asking: Vec<(u32, u64)>,
     algo: HashAlgo,
     progress: &'a dyn ProgressTracker,
@@ -45,7 +50,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     pub(crate) fn new(
         trie: Trie,
         sched: Scheduler,
-        keys: Option<&'a mut (dyn KeySource + 'static)>,
+        keys: Option<KeyLink>,
         algo: HashAlgo,
         progress: &'a dyn ProgressTracker,
         on_event: F,
@@ -120,7 +125,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
 
     /// Gives a key the readers computed to the key source.
     fn record(&mut self, d: &Done) {
-        let Some(keys) = self.keys.as_deref_mut() else {
+        let Some(keys) = &self.keys else {
             return;
         };
         let key = match d.outcome {
@@ -130,12 +135,14 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         };
         let task = self.trie.task(d.cand);
         if let TaskKind::Stage(spec) = task.kind {
-            let request = KeyRequest {
-                path: &task.file.path,
+            let asked = Asked {
+                cand: d.cand,
+                size: task.file.expect.size,
+                path: task.file.path,
                 stamp: task.file.expect,
                 spec,
             };
-            keys.computed_after(&request, &key, d.nanos);
+            keys.computed(asked, key, d.nanos);
         }
     }
 
@@ -169,59 +176,83 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         }
     }
 
-    /// Reads placed and not yet queued (they wait for the key source).
+    /// Reads placed and not yet queued (they wait for the key source, or
+    /// are with it).
     pub(crate) fn unasked(&self) -> usize {
-        self.asking.len()
+        self.asking.len() + self.keys.as_ref().map_or(0, KeyLink::out)
     }
 
-    /// Applies what the key source knows of the reads placed so far, in
-    /// rounds (a known key may place the next stage's read), and queues
-    /// the rest for the readers (which may open a device's lane: the
-    /// caller sizes the reader pools after this, before a dispatch).
+    /// Puts the reads placed so far to the key source, unless its last
+    /// batch is still out (then they gather for the next). Byte
+    /// comparisons are never asked: they go to the readers at once.
     pub(crate) fn ask_keys(&mut self) {
-        while !self.asking.is_empty() {
-            let asking = std::mem::take(&mut self.asking);
-            let Some(keys) = self.keys.as_deref_mut() else {
-                return;
-            };
-            let tasks: Vec<Task> = asking.iter().map(|&(c, _)| self.trie.task(c)).collect();
-            let requests: Vec<KeyRequest<'_>> = tasks
-                .iter()
-                .filter_map(|t| match t.kind {
-                    TaskKind::Stage(spec) => Some(KeyRequest {
-                        path: &t.file.path,
-                        stamp: t.file.expect,
-                        spec,
-                    }),
-                    TaskKind::Verify(_) => None,
-                })
-                .collect();
-            let mut answers = vec![None; requests.len()];
-            if !requests.is_empty() {
-                keys.lookup(&requests, &mut answers);
+        let Some(keys) = &mut self.keys else {
+            return;
+        };
+        if keys.out() > 0 || self.asking.is_empty() {
+            return;
+        }
+        // A batch owns its files' paths while it is out: bounded.
+        let take = self.asking.len().min(MAX_ASK);
+        let rest = self.asking.split_off(take);
+        let mut batch = Vec::with_capacity(take);
+        for (c, size) in std::mem::replace(&mut self.asking, rest) {
+            let t = self.trie.task(c);
+            match t.kind {
+                TaskKind::Stage(spec) => batch.push(Asked {
+                    cand: c,
+                    size,
+                    path: t.file.path,
+                    stamp: t.file.expect,
+                    spec,
+                }),
+                TaskKind::Verify(_) => self.sched.push(c, size, self.trie.cand_dev(c)),
             }
-            drop(requests);
-            let mut answers = answers.into_iter();
-            for (t, (c, size)) in tasks.into_iter().zip(asking) {
-                let known = match t.kind {
-                    TaskKind::Stage(spec) => answers.next().flatten().filter(|k| k.fits(spec)),
-                    TaskKind::Verify(_) => None,
-                };
-                // An answer of the wrong kind is no answer: read instead.
-                match known {
-                    Some(key) => {
-                        if let TaskKind::Stage(spec) = t.kind {
-                            self.stats.answered(Step::Stage(spec.stage));
-                        }
-                        let outcome = match key {
-                            StageKey::Partial(k) => Outcome::Key(k),
-                            StageKey::Full(d) => Outcome::Full(d),
-                        };
-                        self.apply(c, outcome);
-                    }
-                    None => self.sched.push(c, size, self.trie.cand_dev(c)),
+        }
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(batch) = keys.ask(batch) {
+            // The source's thread is gone: read everything.
+            self.keys = None;
+            for a in batch {
+                self.sched.push(a.cand, a.size, self.trie.cand_dev(a.cand));
+            }
+        }
+    }
+
+    /// The key source's answers: a known key is applied as a reader's
+    /// result would be; the rest is queued for the readers (which may
+    /// open a device's lane: the caller sizes the reader pools after
+    /// this, before a dispatch).
+    pub(crate) fn on_answers(&mut self, answers: Vec<Answer>) {
+        if let Some(keys) = &mut self.keys {
+            keys.answered(answers.len());
+        }
+        for a in answers {
+            match a.key {
+                Some(key) => {
+                    self.stats.answered(Step::Stage(a.spec.stage));
+                    let outcome = match key {
+                        StageKey::Partial(k) => Outcome::Key(k),
+                        StageKey::Full(d) => Outcome::Full(d),
+                    };
+                    self.apply(a.cand, outcome);
                 }
+                None => self.sched.push(a.cand, a.size, self.trie.cand_dev(a.cand)),
             }
+        }
+    }
+
+    /// Answers that came back after the run was cancelled: their reads
+    /// will not run.
+    pub(crate) fn abandon_answers(&mut self, answers: Vec<Answer>) {
+        if let Some(keys) = &mut self.keys {
+            keys.answered(answers.len());
+        }
+        for a in answers {
+            self.trie.failed(a.cand);
+            self.stats.abandoned(a.size);
         }
     }
 
@@ -253,10 +284,9 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         self.stats.report(self.sched.working(), self.progress);
     }
 
-    /// The key source's end of run.
+    /// Lets the key source's thread end (it then calls
+    /// [`KeySource::finish`](super::keys::KeySource::finish)).
     pub(crate) fn finish_keys(&mut self) {
-        if let Some(keys) = self.keys.as_deref_mut() {
-            keys.finish();
-        }
+        self.keys = None;
     }
 }

@@ -25,6 +25,7 @@ mod adapt;
 mod coordinator;
 mod groups;
 pub mod keys;
+mod keyserve;
 mod msg;
 mod paths;
 mod pool;
@@ -49,6 +50,7 @@ use crossbeam_channel::{never, select};
 
 use coordinator::Coordinator;
 use keys::KeySource;
+use keyserve::{Answer, KeyLink, KeyMsg};
 use pool::{Finished, Pools};
 use schedule::Scheduler;
 pub use stage::Stage;
@@ -319,101 +321,139 @@ impl Finder {
             Arc::clone(&self.progress),
         );
 
-        let trie = Trie::new(Rules {
-            algo: self.options.hash,
-            verify: self.options.verify,
-            hard_links: self.options.hard_links,
-            follow_links: self.config.follow_links,
-            max_files: trie::MAX_FILES,
-        });
-        let mut co = Coordinator::new(
-            trie,
-            Scheduler::new(readers, fixed),
-            keys,
-            self.options.hash,
-            &*self.progress,
-            on_event,
-        );
-        let mut walking = true;
-        let mut interrupted = false;
-        let mut overflow = false;
-        let mut thread_error = None;
+        // The key source, if any, answers on a thread of its own
+        // (`keyserve.rs`); the scope joins it, after it has written out
+        // what it holds, before the report is returned.
+        std::thread::scope(|scope| {
+            let (answers_tx, answers_rx) = crossbeam_channel::unbounded::<Vec<Answer>>();
+            let link = match keys {
+                Some(keys) => {
+                    let (tx, rx) = crossbeam_channel::unbounded::<KeyMsg>();
+                    std::thread::Builder::new()
+                        .name("dedupe-keys".into())
+                        .spawn_scoped(scope, move || keyserve::serve(keys, &rx, &answers_tx))
+                        .map_err(FindError::Thread)?;
+                    Some(KeyLink::new(tx))
+                }
+                None => None,
+            };
+            let mut answers_arm = if link.is_some() { answers_rx } else { never() };
+            let trie = Trie::new(Rules {
+                algo: self.options.hash,
+                verify: self.options.verify,
+                hard_links: self.options.hard_links,
+                follow_links: self.config.follow_links,
+                max_files: trie::MAX_FILES,
+            });
+            let mut co = Coordinator::new(
+                trie,
+                Scheduler::new(readers, fixed),
+                link,
+                self.options.hash,
+                &*self.progress,
+                on_event,
+            );
+            let mut walking = true;
+            let mut interrupted = false;
+            let mut overflow = false;
+            let mut thread_error = None;
 
-        loop {
-            if !interrupted && (self.cancel.is_set() || overflow) {
-                interrupted = true;
-                stopper.stop();
-            }
-            if interrupted {
-                // Results of reads still out may queue more work; none of
-                // it will run.
-                co.abandon_queued();
-            } else if self.options.streaming || !walking {
-                co.ask_keys();
-                co.sched.tick();
-                for lane in 0..co.sched.lanes() {
-                    if let Err(e) = pools.resize(lane, co.sched.readers(lane)) {
-                        thread_error = Some(e);
-                        self.cancel.cancel();
-                    }
+            loop {
+                if !interrupted && (self.cancel.is_set() || overflow) {
+                    interrupted = true;
+                    stopper.stop();
                 }
-                if thread_error.is_none() {
-                    co.dispatch(|job, tasks| pools.send(job.lane, job.large, tasks, job.prefetch));
-                }
-            }
-            co.emit(false);
-            // Done when nothing is out and, unless cancelled, the walk is
-            // over and nothing waits. A cancelled run does not wait for the
-            // walk: the scanners stop and are joined below.
-            let out = co.sched.jobs_out();
-            if out == 0 && (interrupted || (!walking && co.sched.ready_len() + co.unasked() == 0)) {
-                break;
-            }
-            // Backpressure: with enough work queued, let the walker wait.
-            let take_files = walking
-                && !interrupted
-                && (!self.options.streaming || co.sched.ready_len() < MAX_BACKLOG);
-            let walk_arm = if take_files { walk_rx.clone() } else { never() };
-            select! {
-                recv(walk_arm) -> ev => match ev {
-                    Ok(WalkEvent::Batch(batch)) => {
-                        if self.observe {
-                            co.observe(FindEvent::Files(&batch));
-                        }
-                        if co.on_walk_batch(&batch).is_err() {
-                            overflow = true;
+                if interrupted {
+                    // Results of reads still out may queue more work; none
+                    // of it will run.
+                    co.abandon_queued();
+                } else if self.options.streaming || !walking {
+                    co.ask_keys();
+                    co.sched.tick();
+                    for lane in 0..co.sched.lanes() {
+                        if let Err(e) = pools.resize(lane, co.sched.readers(lane)) {
+                            thread_error = Some(e);
+                            self.cancel.cancel();
                         }
                     }
-                    Ok(WalkEvent::Error(e)) => co.on_walk_error(&e),
-                    Ok(WalkEvent::Dirs(dirs)) => co.observe(FindEvent::Dirs(&dirs)),
-                    Err(_) => {
-                        walking = false;
-                        // Counted before being told, so the tracker sees
-                        // the final total first.
-                        co.emit(false);
-                        self.progress.candidates_known();
+                    if thread_error.is_none() {
+                        co.dispatch(|job, tasks| {
+                            pools.send(job.lane, job.large, tasks, job.prefetch)
+                        });
                     }
-                },
-                recv(done_rx) -> results => match results {
-                    Ok(results) => co.on_results(results),
-                    Err(_) => break,
-                },
+                }
+                co.emit(false);
+                // Done when nothing is out (reads, lookups) and, unless
+                // cancelled, the walk is over and nothing waits. A
+                // cancelled run does not wait for the walk: the scanners
+                // stop and are joined below.
+                let out = co.sched.jobs_out();
+                let unasked = co.unasked();
+                if out == 0
+                    && ((interrupted && unasked == 0)
+                        || (!walking && co.sched.ready_len() + unasked == 0))
+                {
+                    break;
+                }
+                // Backpressure: with enough work queued, let the walker wait.
+                let take_files = walking
+                    && !interrupted
+                    && (!self.options.streaming
+                        || co.sched.ready_len() + co.unasked() < MAX_BACKLOG);
+                let walk_arm = if take_files { walk_rx.clone() } else { never() };
+                select! {
+                    recv(walk_arm) -> ev => match ev {
+                        Ok(WalkEvent::Batch(batch)) => {
+                            if self.observe {
+                                co.observe(FindEvent::Files(&batch));
+                            }
+                            if co.on_walk_batch(&batch).is_err() {
+                                overflow = true;
+                            }
+                        }
+                        Ok(WalkEvent::Error(e)) => co.on_walk_error(&e),
+                        Ok(WalkEvent::Dirs(dirs)) => co.observe(FindEvent::Dirs(&dirs)),
+                        Err(_) => {
+                            walking = false;
+                            // Counted before being told, so the tracker
+                            // sees the final total first.
+                            co.emit(false);
+                            self.progress.candidates_known();
+                        }
+                    },
+                    recv(done_rx) -> results => match results {
+                        Ok(results) => co.on_results(results),
+                        Err(_) => break,
+                    },
+                    recv(answers_arm) -> answers => match answers {
+                        Ok(a) if interrupted => co.abandon_answers(a),
+                        Ok(a) => co.on_answers(a),
+                        // The source's thread ended early (it panicked;
+                        // the scope passes that on): what it held is lost.
+                        Err(_) => {
+                            answers_arm = never();
+                            co.finish_keys();
+                            thread_error = Some(std::io::Error::other("the key source stopped"));
+                            self.cancel.cancel();
+                        }
+                    },
+                }
             }
-        }
-        pools.join();
-        // The forwarding thread ends when its channel closes (a cancelled
-        // run) or the walk has ended; it joins the scanners.
-        drop(walk_rx);
-        let scan = forward.join().unwrap_or_default();
-        co.finish_keys();
-        if let Some(e) = thread_error {
-            return Err(FindError::Thread(e));
-        }
-        if overflow {
-            return Err(FindError::TooManyFiles);
-        }
-        co.emit(true);
-        Ok(self.report(co, scan, readers, started, interrupted))
+            pools.join();
+            // The forwarding thread ends when its channel closes (a
+            // cancelled run) or the walk has ended; it joins the scanners.
+            drop(walk_rx);
+            let scan = forward.join().unwrap_or_default();
+            co.finish_keys();
+            if let Some(e) = thread_error {
+                return Err(FindError::Thread(e));
+            }
+            if overflow {
+                return Err(FindError::TooManyFiles);
+            }
+            co.emit(true);
+            Ok(self.report(co, scan, readers, started, interrupted))
+        })
     }
 
     fn report<F>(
