@@ -152,10 +152,12 @@ fn recover_locked(
         }
         j.outcome(op.op, op.state, Some("settled by recovery"))?;
     }
-    if !log.ended {
+    // Settled now, and marked so (see `journal::settled`): also after an
+    // undo that was killed, whose run had recorded its end long before.
+    if !journal::settled(path) {
         j.end(&serde_json::json!({"recovered": true}))?;
-        log.ended = true;
     }
+    log.ended = true;
     Ok(log)
 }
 

@@ -396,6 +396,10 @@ impl KeySource for HashCache {
         }
     }
 
+    fn answers_above(&self) -> u64 {
+        self.min_size
+    }
+
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
         self.computed_after(request, key, 0);
     }

@@ -38,6 +38,8 @@ pub(crate) struct Coordinator<'a, F> {
     pub(crate) sched: Scheduler,
     pub(crate) stats: Stats,
     keys: Option<KeyLink>,
+    /// Keys the readers computed, not yet passed to `keys`.
+    computed: Vec<(Asked, StageKey, u64)>,
     /// Reads placed and not yet put to `keys`.
     asking: Vec<(u32, u64)>,
     algo: HashAlgo,
@@ -60,6 +62,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
             sched,
             stats: Stats::default(),
             keys,
+            computed: Vec::new(),
             asking: Vec::new(),
             algo,
             progress,
@@ -71,7 +74,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            if self.keys.is_some() {
+            if self.keys.as_ref().is_some_and(|k| k.wants(size)) {
                 self.asking.push((c, size));
             } else {
                 self.sched.push(c, size, self.trie.cand_dev(c));
@@ -125,9 +128,10 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
 
     /// Gives a key the readers computed to the key source.
     fn record(&mut self, d: &Done) {
-        let Some(keys) = &self.keys else {
+        let size = self.trie.cand_size(d.cand);
+        if !self.keys.as_ref().is_some_and(|k| k.wants(size)) {
             return;
-        };
+        }
         let key = match d.outcome {
             Outcome::Key(k) => StageKey::Partial(k),
             Outcome::Full(digest) => StageKey::Full(digest),
@@ -142,7 +146,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
                 stamp: task.file.expect,
                 spec,
             };
-            keys.computed(asked, key, d.nanos);
+            self.computed.push((asked, key, d.nanos));
         }
     }
 
@@ -189,6 +193,9 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         let Some(keys) = &mut self.keys else {
             return;
         };
+        if !self.computed.is_empty() {
+            keys.computed(std::mem::take(&mut self.computed));
+        }
         if keys.out() > 0 || self.asking.is_empty() {
             return;
         }
@@ -287,6 +294,11 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     /// Lets the key source's thread end (it then calls
     /// [`KeySource::finish`](super::keys::KeySource::finish)).
     pub(crate) fn finish_keys(&mut self) {
+        if let Some(keys) = &self.keys {
+            if !self.computed.is_empty() {
+                keys.computed(std::mem::take(&mut self.computed));
+            }
+        }
         self.keys = None;
     }
 }

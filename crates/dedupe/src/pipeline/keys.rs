@@ -70,6 +70,15 @@ pub trait KeySource: Send {
     /// under the request's spec: the finder trusts it as it trusts a read.
     fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]);
 
+    /// Files of this many bytes or fewer are neither asked about nor
+    /// passed to [`KeySource::computed`]: the source would not use them,
+    /// and on a million small files building each question cost more
+    /// than its read. Asked once, when the run starts. By default 0: every
+    /// file.
+    fn answers_above(&self) -> u64 {
+        0
+    }
+
     /// A key the readers computed for a file that did not change while it
     /// was read. A cache stores it here.
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {

@@ -328,12 +328,13 @@ impl Finder {
             let (answers_tx, answers_rx) = crossbeam_channel::unbounded::<Vec<Answer>>();
             let link = match keys {
                 Some(keys) => {
+                    let above = keys.answers_above();
                     let (tx, rx) = crossbeam_channel::unbounded::<KeyMsg>();
                     std::thread::Builder::new()
                         .name("dedupe-keys".into())
                         .spawn_scoped(scope, move || keyserve::serve(keys, &rx, &answers_tx))
                         .map_err(FindError::Thread)?;
-                    Some(KeyLink::new(tx))
+                    Some(KeyLink::new(tx, above))
                 }
                 None => None,
             };
