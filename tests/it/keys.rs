@@ -137,3 +137,85 @@ fn an_answer_of_the_wrong_kind_is_read_instead() {
     assert_eq!(stage(&s, "full").keys_known, 0);
     assert!(stage(&s, "full").bytes_read > 0);
 }
+
+/// Answers like [`Memory`], but takes no file of 4 KiB or less.
+struct Above(Memory);
+
+impl KeySource for Above {
+    fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]) {
+        assert!(
+            requests.iter().all(|r| r.stamp.size > 4096),
+            "asked of a small file"
+        );
+        self.0.lookup(requests, answers);
+    }
+
+    fn answers_above(&self) -> u64 {
+        4096
+    }
+
+    fn computed(&mut self, r: &KeyRequest<'_>, key: &StageKey) {
+        assert!(r.stamp.size > 4096, "told of a small file");
+        self.0.computed(r, key);
+    }
+}
+
+#[test]
+fn files_the_source_does_not_take_are_neither_asked_about_nor_told() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let known = Known::default();
+    let source = || {
+        Box::new(Above(Memory {
+            known: Arc::clone(&known),
+            answer: true,
+            asked: Arc::default(),
+            finished: Arc::default(),
+        }))
+    };
+    let (first, _) = run(t.path(), source());
+    assert_eq!(first.len(), 2, "{first:?}");
+    // a, b, c: quick keys; a and b: full digests. Not s1 or s2.
+    assert_eq!(known.lock().unwrap().len(), 5);
+    let (second, s) = run(t.path(), source());
+    assert_eq!(second, first);
+    // The small twins are read again; the large files are not.
+    assert_eq!(stage(&s, "quick").bytes_read, 0);
+    assert_eq!(stage(&s, "full").bytes_read, 20, "{s:?}");
+}
+
+/// Cancels the run from inside its first lookup, then answers slowly.
+struct CancelInLookup(Arc<Mutex<Option<dedupe::Cancel>>>);
+
+impl KeySource for CancelInLookup {
+    fn lookup(&mut self, _: &[KeyRequest<'_>], _: &mut [Option<StageKey>]) {
+        if let Some(c) = self.0.lock().unwrap().take() {
+            c.cancel();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// A run cancelled while a lookup is out waits for its answer and ends
+/// (no hang, nothing read for the abandoned files).
+#[test]
+fn a_run_cancelled_during_a_lookup_ends() {
+    let t = tempfile::tempdir().unwrap();
+    tree(t.path());
+    let slot = Arc::new(Mutex::new(None));
+    let finder = Finder::builder(Arc::new(Config::default()))
+        .key_source(Box::new(CancelInLookup(Arc::clone(&slot))))
+        .build();
+    *slot.lock().unwrap() = Some(finder.canceller());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let root = t.path().to_path_buf();
+    std::thread::spawn(move || {
+        let report = finder.run(&[root], |_| {}).unwrap();
+        tx.send(report.summary.clone()).unwrap();
+    });
+    let s = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run ended");
+    assert!(s.interrupted, "{s:?}");
+    assert_eq!(stage(&s, "quick").bytes_read, 0, "{s:?}");
+}

@@ -69,6 +69,9 @@ use crate::walk::{StreamingWalker, WalkError, WalkEvent, WalkStats};
 /// up in memory.
 const MAX_BACKLOG: usize = 16_384;
 
+/// How often an idle coordinator looks at the cancel flag.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How duplicates are decided.
 #[derive(Clone, Debug)]
 pub struct FindOptions {
@@ -438,6 +441,9 @@ impl Finder {
                             self.cancel.cancel();
                         }
                     },
+                    // A cancel is seen within this even when nothing else
+                    // happens (a slow lookup out, a stalled walk).
+                    default(CANCEL_POLL) => {}
                 }
             }
             pools.join();
