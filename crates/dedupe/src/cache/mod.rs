@@ -62,12 +62,13 @@ use crate::pipeline::stage::KeyRead;
 pub const DEFAULT_RACY_WINDOW: Duration = Duration::from_secs(3);
 /// Files this small or smaller are neither looked up nor stored: from the
 /// page cache, reading one (a single page) costs as much as looking it up,
-/// and a lookup runs on the pipeline's one coordinating thread while reads
-/// run on many. Measured on 50k-file trees, warm: a cached re-run of 1 KiB
-/// files took 0.30-0.47 s against 0.38-0.57 s reading them, 4 KiB files
-/// 0.39-0.52 s against 0.39-0.40 s, 16 KiB files 0.28-0.39 s against
-/// 0.49-0.54 s; on the 1M tree of 0-2 KiB files, cached 16.2 s against
-/// 7.3 s (a 160 MB cache no longer fits SQLite's page cache).
+/// and lookups run on one thread while reads run on many. Measured on
+/// 50k-file trees, warm: a cached re-run of 1 KiB files took 0.30-0.47 s
+/// against 0.38-0.57 s reading them, 4 KiB files 0.39-0.52 s against
+/// 0.39-0.40 s, 16 KiB files 0.28-0.39 s against 0.49-0.54 s; on the 1M
+/// tree of 0-2 KiB files, cached 16.2 s against 7.3 s (a 160 MB cache no
+/// longer fits SQLite's page cache), and filling a new cache 1.65x a run
+/// without one (every file a row; the target is 1.15x).
 pub const DEFAULT_MIN_SIZE: u64 = 4096;
 /// An entry used this long after it was last stored or used is marked
 /// as used again (for `cache prune --older-than`); more often would be a
