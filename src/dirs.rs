@@ -86,24 +86,18 @@ pub fn run(mut args: DirsArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
             }
         }
     };
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return Ok(exit::OK);
-        }
-        ui::warn(format_args!("dedupe: cannot write output: {e}"));
-        return Ok(exit::OUTPUT);
+    if let Some(code) = ui::output_failed(written.and_then(|()| out.flush())) {
+        return Ok(code);
     }
     let stats = args.find.walk.stats || args.find.walk.verbose;
     crate::cache::report(probe.as_ref(), warned, stats);
     let s = &report.summary;
-    if s.interrupted || interrupt.fired() {
-        ui::warn("dedupe: interrupted; only what was seen before the stop was compared");
-        return Ok(exit::INTERRUPTED);
-    }
-    ui::error_note(&ui, args.find.walk.verbose, &s.error_counts());
-    Ok(if ui::serious_errors(&s.error_counts()) + unlisted > 0 {
-        exit::PARTIAL
-    } else {
-        exit::OK
-    })
+    Ok(ui::end_code(
+        &ui,
+        args.find.walk.verbose,
+        s,
+        interrupt.fired(),
+        "only what was seen before the stop was compared",
+        unlisted,
+    ))
 }

@@ -80,12 +80,8 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         }
         _ => Ok(()),
     };
-    if let Err(e) = written {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return Ok(exit::OK);
-        }
-        ui::warn(format_args!("dedupe: cannot write output: {e}"));
-        return Ok(exit::OUTPUT);
+    if let Some(code) = ui::output_failed(written) {
+        return Ok(code);
     }
     let s = &report.summary;
     let stats = args.walk.stats || args.walk.verbose;
@@ -93,16 +89,14 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
         print_summary(s, args.walk.verbose);
     }
     crate::cache::report(probe.as_ref(), warned, stats);
-    if s.interrupted || interrupt.fired() {
-        ui::warn("dedupe: interrupted; the groups above were confirmed before the stop");
-        return Ok(exit::INTERRUPTED);
-    }
-    ui::error_note(&ui, args.walk.verbose, &s.error_counts());
-    Ok(if ui::serious_errors(&s.error_counts()) + unlisted > 0 {
-        exit::PARTIAL
-    } else {
-        exit::OK
-    })
+    Ok(ui::end_code(
+        &ui,
+        args.walk.verbose,
+        s,
+        interrupt.fired(),
+        "the groups above were confirmed before the stop",
+        unlisted,
+    ))
 }
 
 /// The report writer's format and layout. `html` and `ncdu` have no

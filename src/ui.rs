@@ -161,3 +161,38 @@ pub fn error_note(ui: &Ui, verbose: bool, errors: &[u64; ErrorKind::ALL.len()]) 
         ));
     }
 }
+
+/// The exit code of a run whose output could not be written, if so: a
+/// closed pipe (`| head`) is a normal end, anything else (a full disk)
+/// is an output error.
+pub fn output_failed(written: io::Result<()>) -> Option<u8> {
+    let e = written.err()?;
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return Some(exit::OK);
+    }
+    warn(format_args!("dedupe: cannot write output: {e}"));
+    Some(exit::OUTPUT)
+}
+
+/// The exit code at the end of a search: interrupted (saying `what` of
+/// it), some entries unreadable (after a note, unless `--verbose` listed
+/// them; `unlisted` counts those not yet reported), or done.
+pub fn end_code(
+    ui: &Ui,
+    verbose: bool,
+    s: &dedupe::Summary,
+    interrupted: bool,
+    what: &str,
+    unlisted: u64,
+) -> u8 {
+    if s.interrupted || interrupted {
+        warn(format_args!("dedupe: interrupted; {what}"));
+        return exit::INTERRUPTED;
+    }
+    error_note(ui, verbose, &s.error_counts());
+    if serious_errors(&s.error_counts()) + unlisted > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    }
+}

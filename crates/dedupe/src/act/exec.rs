@@ -164,39 +164,38 @@ const COMPARERS: usize = 4;
 
 fn compare_batch(plan: &Plan, checked: &[Checked]) -> Vec<Result<crate::hash::Digest, Outcome>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(COMPARERS)
         .min(checked.len());
-    if threads <= 1 {
-        return checked
-            .iter()
-            .map(|c| compare(c, &plan.steps[c.index()]))
-            .collect();
-    }
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<crate::hash::Digest, Outcome>>>> =
-        checked.iter().map(|_| Mutex::new(None)).collect();
+    let mut results: Vec<Option<Result<crate::hash::Digest, Outcome>>> =
+        checked.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(c) = checked.get(i) else { break };
-                let r = compare(c, &plan.steps[c.index()]);
-                *results[i]
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
-            });
+        // Each thread takes the next step not taken and keeps what it
+        // found, by index, until it is joined.
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(c) = checked.get(i) else { break };
+                        mine.push((i, compare(c, &plan.steps[c.index()])));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for w in workers {
+            for (i, r) in w.join().unwrap_or_default() {
+                results[i] = Some(r);
+            }
         }
     });
     results
         .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .unwrap_or_else(|| Err(Outcome::Failed("not compared".into())))
-        })
+        .map(|r| r.unwrap_or_else(|| Err(Outcome::Failed("not compared".into()))))
         .collect()
 }
 
