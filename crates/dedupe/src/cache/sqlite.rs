@@ -142,15 +142,14 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Unusable> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&e))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| classify(&e))?;
-    let app: i32 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|e| classify(&e))?;
-    let version: i32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| classify(&e))?;
+    // One statement, so both header fields come from one snapshot: read
+    // apart, a run that creates the schema in between would be seen half
+    // done (id 0, version 1) and taken for another program's file.
+    let (mut app, mut version) = header_ids(&conn).map_err(|e| classify(&e))?;
     if app == 0 && version == 0 {
-        create(&conn).map_err(|e| classify(&e))?;
-    } else if app != APPLICATION_ID {
+        (app, version) = create(&conn).map_err(|e| classify(&e))?;
+    }
+    if app != APPLICATION_ID {
         return Err(Unusable::Bad(format!(
             "written by another program (application id {app:#x})"
         )));
@@ -159,9 +158,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Unusable> {
             "schema version {version}, this dedupe uses {SCHEMA_VERSION}"
         )));
     }
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| classify(&e))?;
+    let mode = wal_mode(&conn).map_err(|e| classify(&e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Unusable::Unavailable(format!(
             "cannot use write-ahead logging (journal mode {mode})"
@@ -174,23 +171,52 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Unusable> {
     Ok(conn)
 }
 
-/// Creates the schema, unless a process that opened the empty file at the
-/// same moment did it first.
-fn create(conn: &Connection) -> rusqlite::Result<()> {
+/// Switches the file to write-ahead logging (a no-op once it is). The
+/// switch needs the file to itself, and SQLite answers "busy" at once,
+/// without its busy handler, while another run that just opened the file
+/// holds a read lock; so wait here as the busy timeout would.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn header_ids(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
+    conn.query_row(
+        "SELECT a.application_id, v.user_version FROM pragma_application_id a, pragma_user_version v",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Creates the schema in an empty file, unless a process that opened it at
+/// the same moment did it first; returns the header ids it then holds. A
+/// database with tables but no ids is another program's and is left as is.
+fn create(conn: &Connection) -> rusqlite::Result<(i32, i32)> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
-        let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let ids = header_ids(conn)?;
         let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        if version == 0 && tables == 0 {
-            conn.execute_batch(SCHEMA)?;
-            conn.execute_batch(&format!(
-                "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
-            ))?;
+        if ids != (0, 0) || tables != 0 {
+            return Ok(ids);
         }
-        Ok(())
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!(
+            "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
+        ))?;
+        header_ids(conn)
     })();
     match result {
-        Ok(()) => conn.execute_batch("COMMIT"),
+        Ok(ids) => conn.execute_batch("COMMIT").map(|()| ids),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)

@@ -147,7 +147,7 @@ fn an_unusable_file_is_moved_aside_with_a_warning_and_a_new_cache_works() {
     let f = t.path().join("f");
     fs::write(&f, vec![3u8; 10_000]).unwrap();
     type Damage = fn(&Path);
-    let damages: [(&str, Damage); 5] = [
+    let damages: [(&str, Damage); 6] = [
         ("random bytes", |p| {
             let bytes: Vec<u8> = (0..50_000u32).map(|i| (i * 7919 % 251) as u8).collect();
             fs::write(p, bytes).unwrap();
@@ -168,6 +168,12 @@ fn an_unusable_file_is_moved_aside_with_a_warning_and_a_new_cache_works() {
                 "PRAGMA application_id=42; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
             )
             .unwrap();
+        }),
+        ("another program's SQLite file without an id", |p| {
+            fs::remove_file(p).unwrap();
+            let c = rusqlite::Connection::open(p).unwrap();
+            c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+                .unwrap();
         }),
         ("an older schema", |p| {
             let c = rusqlite::Connection::open(p).unwrap();
@@ -265,6 +271,28 @@ fn a_store_failing_mid_run_is_left_alone_with_a_warning() {
         "one for lookups, one for writes: {c:?}"
     );
     assert_eq!(c.dropped, 3, "{c:?}");
+}
+
+/// Runs that start together on a new cache directory: one creates the
+/// schema while the others look at the header, and none may take the
+/// half-made file for another program's.
+#[test]
+fn caches_opened_at_once_on_a_new_file_all_use_it() {
+    for round in 0..40 {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("cache");
+        let start = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    start.wait();
+                    let mut cache = HashCache::open(&dir).unwrap();
+                    let c = cache.probe().counters();
+                    assert!(c.warnings.is_empty(), "round {round}: {c:?}");
+                });
+            }
+        });
+    }
 }
 
 #[test]
