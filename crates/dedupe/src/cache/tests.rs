@@ -286,7 +286,7 @@ fn caches_opened_at_once_on_a_new_file_all_use_it() {
             for _ in 0..6 {
                 s.spawn(|| {
                     start.wait();
-                    let mut cache = HashCache::open(&dir).unwrap();
+                    let cache = HashCache::open(&dir).unwrap();
                     let c = cache.probe().counters();
                     assert!(c.warnings.is_empty(), "round {round}: {c:?}");
                 });
