@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use maintain::{clear, prune, stats, CacheStats, PruneReport, VolumeStats};
 pub use sqlite::FILE_NAME;
-use store::{EntryKey, Query, Store, Validity, Write};
+use store::{EntryKey, Query, Store, StoreError, Validity, Write};
 use volume::Volumes;
 pub use writer::{COMMIT_EVERY, COMMIT_ROWS};
 
@@ -114,6 +114,10 @@ struct Shared {
     racy: AtomicU64,
     dropped: AtomicU64,
     warnings: Mutex<Vec<String>>,
+    /// The cache file, when there is one, and whether damage found in it
+    /// during the run has had it moved aside.
+    file: Option<PathBuf>,
+    moved_aside: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -122,6 +126,32 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(w);
+    }
+
+    /// A lookup or a write failed with `e`, and `what` stopped for this
+    /// run. Damage that only a read deep in the file finds (its header
+    /// and schema were fine at open) would otherwise stop every later
+    /// run the same way: the file is moved aside at once, once, so the
+    /// next run starts a new cache. This run's connections keep the old
+    /// file open; nothing they read from it is trusted any more.
+    fn failed(&self, what: &str, e: &StoreError) {
+        let aside = match (e, &self.file) {
+            (StoreError::Corrupt(_), Some(file))
+                if !self.moved_aside.swap(true, Ordering::SeqCst) =>
+            {
+                Some(sqlite::move_aside(file).map(|to| (file, to)))
+            }
+            _ => None,
+        };
+        self.warn(match aside {
+            Some(Ok((file, to))) => format!(
+                "hash cache {what} stopped for this run: {e}; {} moved aside to {}, the next run starts a new one",
+                file.display(),
+                to.display()
+            ),
+            Some(Err(m)) => format!("hash cache {what} stopped for this run: {e}; it could not be moved aside: {m}"),
+            None => format!("hash cache {what} stopped for this run: {e}"),
+        });
     }
 }
 
@@ -188,7 +218,10 @@ impl HashCache {
             .create(dir)
             .map_err(|e| unavailable(e.to_string()))?;
         let path = dir.join(FILE_NAME);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            file: Some(path.clone()),
+            ..Shared::default()
+        });
         let open_checked = |shared: &Shared| match sqlite::open(&path) {
             Err(sqlite::Unusable::Bad(why)) => {
                 let to = sqlite::move_aside(&path).map_err(|e| unavailable(e.to_string()))?;
@@ -367,8 +400,7 @@ impl KeySource for HashCache {
         let mut found = vec![None; queries.len()];
         if let Err(e) = self.reader.get(&queries, &mut found) {
             self.broken = true;
-            self.shared
-                .warn(format!("hash cache lookups stopped for this run: {e}"));
+            self.shared.failed("lookups", &e);
             return;
         }
         let now_s = now_ns() / 1_000_000_000;

@@ -213,6 +213,51 @@ fn an_unusable_file_is_moved_aside_with_a_warning_and_a_new_cache_works() {
     }
 }
 
+/// Damage past what opening a file checks (its first page, its schema):
+/// only a lookup finds it. The file is moved aside then, so the next run
+/// starts anew instead of failing the same way every time.
+#[test]
+fn damage_found_by_a_lookup_moves_the_file_aside_for_the_next_run() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    fs::write(&f, vec![4u8; 10_000]).unwrap();
+    let dir = filled(t.path(), &f);
+    let file = dir.join(FILE_NAME);
+    let _ = fs::remove_file(dir.join(format!("{FILE_NAME}-shm")));
+    let len = usize::try_from(fs::metadata(&file).unwrap().len()).unwrap();
+    let mut bytes = fs::read(&file).unwrap();
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    assert!(len > 2 * page, "more pages than the first: {len}");
+    for (i, b) in bytes[page..].iter_mut().enumerate() {
+        *b = (i * 7919 % 251) as u8;
+    }
+    fs::write(&file, &bytes).unwrap();
+
+    let mut cache = HashCache::open(&dir).unwrap().racy_window(Duration::ZERO);
+    assert!(
+        cache.probe().counters().warnings.is_empty(),
+        "opens as fine"
+    );
+    let r = request(&f, full(HashAlgo::Blake3));
+    assert_eq!(ask(&mut cache, &r), None);
+    let c = cache.probe().counters();
+    assert_eq!(c.warnings.len(), 1, "{c:?}");
+    assert!(c.warnings[0].contains("moved aside"), "{c:?}");
+    assert!(!file.exists(), "the damaged file is no longer in place");
+    cache.computed(&r, &full_key(7));
+    cache.finish();
+    drop(cache);
+
+    let mut cache = HashCache::open(&dir).unwrap().racy_window(Duration::ZERO);
+    let r = request(&f, full(HashAlgo::Blake3));
+    assert_eq!(ask(&mut cache, &r), None, "a new file: nothing known");
+    cache.computed(&r, &full_key(8));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &r), Some(full_key(8)));
+    let c = cache.probe().counters();
+    assert!(c.warnings.is_empty(), "{c:?}");
+}
+
 #[test]
 fn a_directory_that_cannot_be_made_is_an_error() {
     let t = tempfile::tempdir().unwrap();

@@ -116,7 +116,7 @@ fn run(mut store: Box<dyn Store>, rx: &Receiver<Msg>, shared: &Shared) {
                 Ok(()) => break,
                 Err(StoreError::Busy) if tries < BUSY_RETRIES => tries += 1,
                 Err(e) => {
-                    shared.warn(format!("hash cache writes stopped for this run: {e}"));
+                    shared.failed("writes", &e);
                     shared
                         .dropped
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
