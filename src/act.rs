@@ -3,6 +3,7 @@
 //! The library plans, checks, journals and changes; this prints.
 
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -250,7 +251,7 @@ fn run_with(
     let opts = plan_options(&a)?;
     // Settle what an earlier, killed run left half done before reading
     // the tree again.
-    if a.journal.is_none() && !a.dry_run {
+    if !a.dry_run {
         recover_all();
     }
     let groups = match groups(&mut a, interrupt)? {
@@ -286,6 +287,9 @@ fn run_with(
     let mut journal = act::Journal::create(&journal_path, &header).map_err(|e| {
         anyhow::anyhow!("cannot create the journal {}: {e}", journal_path.display())
     })?;
+    if a.journal.is_some() {
+        link_journal(&journal_path);
+    }
     ui::warn(format_args!("dedupe: journal {}", escape(&journal_path)));
     if action == Action::Remove {
         ui::warn("dedupe remove: removed files cannot be brought back by undo");
@@ -353,16 +357,69 @@ fn journals(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
-/// Recovers every unfinished journal in the default directory.
+/// A journal written elsewhere (`--journal FILE`) gets a symbolic link,
+/// named like any run's journal, in the default directory: the next run
+/// then settles it if this one is killed, and `undo` without an argument
+/// finds it. Without the link, a killed run's half-done step stayed so
+/// until the user ran `undo FILE` (a temporary name left beside a file).
+fn link_journal(journal: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = act::default_journal_dir() else {
+        return;
+    };
+    let linked = std::path::absolute(journal).and_then(|target| {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        std::os::unix::fs::symlink(target, dir.join(journal_name()))
+    });
+    if let Err(e) = linked {
+        ui::warn(format_args!(
+            "dedupe: cannot link the journal from {} ({e}): if this run is interrupted, run `dedupe undo {}`",
+            escape(&dir),
+            escape(journal)
+        ));
+    }
+}
+
+/// Recovers every unfinished journal in the default directory (and those
+/// its links point to).
 fn recover_all() {
     let Some(dir) = act::default_journal_dir() else {
         return;
     };
+    // A link whose journal was deleted since has nothing left to settle.
+    // One whose journal another user could have rewritten (it is not the
+    // state directory's owner's, or others may write it) is not followed:
+    // recovery renames and removes files as its journal says.
+    let owner = std::fs::metadata(&dir).map(|m| m.uid()).ok();
+    for j in journals(&dir) {
+        if !j.is_symlink() {
+            continue;
+        }
+        match std::fs::metadata(&j) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(&j);
+            }
+            Ok(m) if Some(m.uid()) != owner || m.mode() & 0o022 != 0 => {
+                ui::warn(format_args!(
+                    "dedupe: not recovering {}: its journal is not yours alone; run `dedupe undo` on it if you trust it",
+                    escape(&j)
+                ));
+            }
+            _ => {}
+        }
+    }
     // Only journals whose last record is not an end can hold a change
     // left half done; finding that reads a few bytes of each.
+    let trusted = |j: &Path| {
+        !j.is_symlink()
+            || std::fs::metadata(j).is_ok_and(|m| Some(m.uid()) == owner && m.mode() & 0o022 == 0)
+    };
     for j in journals(&dir)
         .into_iter()
-        .filter(|j| !act::journal::settled(j))
+        .filter(|j| trusted(j) && !act::journal::settled(j))
     {
         let mut r = act::UndoReport::default();
         match act::recover(&j, &mut r) {

@@ -126,6 +126,59 @@ fn a_run_stopped_at_any_point_of_a_step_loses_nothing_and_undoes() {
     }
 }
 
+/// A run with a journal of its own (`--journal FILE`) stopped part way is
+/// settled by the next action run like any other run, and `undo` without
+/// an argument finds it; a link to a journal others may write is not
+/// followed.
+#[test]
+fn a_run_with_its_own_journal_is_settled_and_undone_like_any_other() {
+    let has_temp = |t: &Tree| {
+        snapshot(&t.path("t"))
+            .keys()
+            .any(|k| k.windows(8).any(|w| w == b".dedupe-"))
+    };
+    let t = crash_tree(3);
+    let state = tempfile::tempdir().unwrap();
+    let before = snapshot(&t.path("t"));
+    let journal = t.dir("j").join("run.jsonl");
+    let mut c = verb_cmd("link", &t, state.path());
+    c.arg(t.path("t"))
+        .arg("--journal")
+        .arg(&journal)
+        .env("DEDUPE_CRASH_AT", "2:temp");
+    let o = run(c);
+    assert!(o.status.code().is_none(), "did not stop: {}", stderr(&o));
+    assert!(has_temp(&t), "the stop left a temporary name");
+    let other = Tree::new();
+    other.file("x", blob(1, 100));
+    // Made writable by others, the journal is not recovered through its link.
+    let mode = |m: u32| {
+        fs::set_permissions(&journal, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    };
+    mode(0o666);
+    let o = crate::act::act(state.path(), &["link"], &other.path("x"));
+    assert!(stderr(&o).contains("not recovering"), "{}", stderr(&o));
+    assert!(has_temp(&t), "an untrusted journal was followed");
+    mode(0o600);
+    let o = crate::act::act(state.path(), &["link"], &other.path("x"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("settled"), "{}", stderr(&o));
+    assert!(!has_temp(&t), "the next run did not settle the stopped one");
+    let u = undo(state.path());
+    assert_eq!(u.status.code(), Some(0), "{}", stderr(&u));
+    assert_eq!(snapshot(&t.path("t")), before, "undo without an argument");
+    // Deleted, its journal's link goes too.
+    fs::remove_file(&journal).unwrap();
+    let o = crate::act::act(state.path(), &["link"], &other.path("x"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_dir(state.path().join("dedupe/journal"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
 /// Whether a run journaled an intent (it began changing files).
 fn has_intent(state: &Path) -> bool {
     fs::read_dir(state.join("dedupe/journal"))
