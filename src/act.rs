@@ -345,16 +345,37 @@ fn journal_name() -> String {
     )
 }
 
-fn journals(dir: &Path) -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    all.sort();
-    all
+/// The journals in `dir`, oldest first; apart, the links (from `--journal
+/// FILE` runs) to journals another user could have rewritten: not the
+/// directory owner's, or writable by others. Those are never followed on
+/// our own (recovery and undo rename and remove files as a journal says).
+/// A link whose journal was deleted is removed: nothing is left to settle.
+fn journals(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let owner = std::fs::metadata(dir).map(|m| m.uid()).ok();
+    let (mut ours, mut others) = (Vec::new(), Vec::new());
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        if e.file_type().is_ok_and(|t| t.is_symlink()) {
+            match std::fs::metadata(&p) {
+                Ok(m) if Some(m.uid()) == owner && m.mode() & 0o022 == 0 => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let _ = std::fs::remove_file(&p);
+                    continue;
+                }
+                _ => {
+                    others.push(p);
+                    continue;
+                }
+            }
+        }
+        ours.push(p);
+    }
+    ours.sort();
+    others.sort();
+    (ours, others)
 }
 
 /// A journal written elsewhere (`--journal FILE`) gets a symbolic link,
@@ -389,38 +410,16 @@ fn recover_all() {
     let Some(dir) = act::default_journal_dir() else {
         return;
     };
-    // A link whose journal was deleted since has nothing left to settle.
-    // One whose journal another user could have rewritten (it is not the
-    // state directory's owner's, or others may write it) is not followed:
-    // recovery renames and removes files as its journal says.
-    let owner = std::fs::metadata(&dir).map(|m| m.uid()).ok();
-    for j in journals(&dir) {
-        if !j.is_symlink() {
-            continue;
-        }
-        match std::fs::metadata(&j) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let _ = std::fs::remove_file(&j);
-            }
-            Ok(m) if Some(m.uid()) != owner || m.mode() & 0o022 != 0 => {
-                ui::warn(format_args!(
-                    "dedupe: not recovering {}: its journal is not yours alone; run `dedupe undo` on it if you trust it",
-                    escape(&j)
-                ));
-            }
-            _ => {}
-        }
-    }
     // Only journals whose last record is not an end can hold a change
     // left half done; finding that reads a few bytes of each.
-    let trusted = |j: &Path| {
-        !j.is_symlink()
-            || std::fs::metadata(j).is_ok_and(|m| Some(m.uid()) == owner && m.mode() & 0o022 == 0)
-    };
-    for j in journals(&dir)
-        .into_iter()
-        .filter(|j| trusted(j) && !act::journal::settled(j))
-    {
+    let (ours, others) = journals(&dir);
+    for j in others.iter().filter(|j| !act::journal::settled(j)) {
+        ui::warn(format_args!(
+            "dedupe: not recovering {}: its journal is not yours alone; run `dedupe undo` on it if you trust it",
+            escape(j)
+        ));
+    }
+    for j in ours.into_iter().filter(|j| !act::journal::settled(j)) {
         let mut r = act::UndoReport::default();
         match act::recover(&j, &mut r) {
             // A run going on now: its journal is its own.
@@ -441,7 +440,7 @@ pub fn undo(a: UndoArgs) -> anyhow::Result<u8> {
     let path = match a.journal {
         Some(p) => p,
         None => act::default_journal_dir()
-            .map(|d| journals(&d))
+            .map(|d| journals(&d).0)
             .unwrap_or_default()
             .into_iter()
             .rev()

@@ -44,7 +44,7 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -117,7 +117,7 @@ struct Shared {
     /// The cache file, when there is one, and whether damage found in it
     /// during the run has had it moved aside.
     file: Option<PathBuf>,
-    moved_aside: std::sync::atomic::AtomicBool,
+    moved_aside: AtomicBool,
 }
 
 impl Shared {

@@ -176,12 +176,12 @@ pub(crate) fn open(path: &Path) -> Result<Connection, Unusable> {
 /// without its busy handler, while another run that just opened the file
 /// holds a read lock; so wait here as the busy timeout would.
 fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
             Err(e)
                 if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                    && std::time::Instant::now() < deadline =>
+                    && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(5));
             }
