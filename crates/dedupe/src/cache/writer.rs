@@ -1,12 +1,12 @@
 //! The cache's writer thread: batches writes into transactions so that
 //! hashing never waits on the disk, and a crash loses at most one batch.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use super::store::{Store, StoreError, Write};
 use super::Shared;
@@ -16,7 +16,9 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(2);
 /// Most writes in one transaction.
 pub const COMMIT_ROWS: usize = 10_000;
 /// Writes queued at most (a few MiB): a writer that falls behind makes
-/// keys be dropped, never the pipeline wait.
+/// keys be dropped, never the pipeline wait. Counted by hand over an
+/// unbounded channel: a bounded one allocates all its slots up front,
+/// 5.8 MiB for every run that opens the cache, storing anything or not.
 const QUEUE: usize = 4 * COMMIT_ROWS;
 /// Commits retried when another process holds the lock past the busy
 /// timeout, before the batch is dropped.
@@ -30,18 +32,23 @@ enum Msg {
 
 pub(super) struct Writer {
     tx: Option<Sender<Msg>>,
+    /// Writes sent and not yet taken by the thread.
+    queued: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     pub(super) fn spawn(store: Box<dyn Store>, shared: Arc<Shared>) -> Writer {
-        let (tx, rx) = bounded(QUEUE);
+        let (tx, rx) = unbounded();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("dedupe-cache".into())
-            .spawn(move || run(store, &rx, &shared))
+            .spawn(move || run(store, &rx, &taken, &shared))
             .ok();
         Writer {
             tx: thread.as_ref().map(|_| tx),
+            queued,
             thread,
         }
     }
@@ -49,11 +56,17 @@ impl Writer {
     /// Queues a write; false if it was dropped (queue full, writer gone).
     pub(super) fn send(&self, w: Write) -> bool {
         match &self.tx {
-            Some(tx) => match tx.try_send(Msg::Write(w)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
-            None => false,
+            // Only this thread adds, so the check cannot be overtaken.
+            Some(tx) if self.queued.load(Ordering::Acquire) < QUEUE => {
+                self.queued.fetch_add(1, Ordering::AcqRel);
+                if tx.send(Msg::Write(w)).is_ok() {
+                    true
+                } else {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    false
+                }
+            }
+            _ => false,
         }
     }
 
@@ -90,7 +103,7 @@ fn entry_of(w: &Write) -> &super::store::EntryKey {
     }
 }
 
-fn run(mut store: Box<dyn Store>, rx: &Receiver<Msg>, shared: &Shared) {
+fn run(mut store: Box<dyn Store>, rx: &Receiver<Msg>, queued: &AtomicUsize, shared: &Shared) {
     let mut batch: Vec<Write> = Vec::with_capacity(1024);
     let mut since: Option<Instant> = None;
     // After a write error the store is not written again this run; what
@@ -131,6 +144,7 @@ fn run(mut store: Box<dyn Store>, rx: &Receiver<Msg>, shared: &Shared) {
         let wait = since.map_or(COMMIT_EVERY, |s| COMMIT_EVERY.saturating_sub(s.elapsed()));
         match rx.recv_timeout(wait) {
             Ok(Msg::Write(w)) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
                 batch.push(w);
                 since.get_or_insert_with(Instant::now);
                 if batch.len() >= COMMIT_ROWS {
