@@ -63,6 +63,16 @@ impl<T> Slab<T> {
         v
     }
 
+    /// The live values in index order, each chunk freed once passed.
+    pub(crate) fn into_values(self) -> impl Iterator<Item = T> {
+        self.chunks.into_iter().flatten().flatten()
+    }
+
+    /// The live values in index order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten().flatten()
+    }
+
     /// Replaces the value in a live slot.
     pub(crate) fn replace(&mut self, i: u32, v: T) {
         *self.get_mut(i) = v;
