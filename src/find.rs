@@ -170,6 +170,7 @@ pub fn finder(
         verify: args.verify,
         hard_links: args.hard_links,
         streaming: !args.no_streaming,
+        ..FindOptions::default()
     };
     let builder = Finder::builder(Arc::new(args.walk.to_config(default_min)))
         .observe_walk(observe)

@@ -132,6 +132,14 @@ fn strategies() -> Vec<(FindOptions, Config, StreamingConfig)> {
             out.push((
                 FindOptions {
                     streaming,
+                    // Half the runs keep every settled file in the
+                    // temporary file, as a large run does past the first
+                    // few thousand.
+                    settled_in_memory: if threads == 1 {
+                        FindOptions::default().settled_in_memory
+                    } else {
+                        0
+                    },
                     ..FindOptions::default()
                 },
                 Config {
@@ -154,6 +162,7 @@ fn strategies() -> Vec<(FindOptions, Config, StreamingConfig)> {
         FindOptions {
             verify: true,
             hash: HashAlgo::Blake3,
+            settled_in_memory: 0,
             ..FindOptions::default()
         },
         Config {
@@ -651,6 +660,7 @@ proptest! {
         lognormal in any::<bool>(),
         streaming in any::<bool>(),
         threads in 1usize..4,
+        spill in any::<bool>(),
     ) {
         let t = Tree::new();
         let spec = GenSpec {
@@ -667,7 +677,11 @@ proptest! {
         let expected = reference(t.root(), 1, false);
         let (groups, _) = find_lib(
             t.root(),
-            FindOptions { streaming, ..FindOptions::default() },
+            FindOptions {
+                streaming,
+                settled_in_memory: if spill { 0 } else { u32::MAX },
+                ..FindOptions::default()
+            },
             Config { min_file_size: 1, threads_per_stage: threads, ..Config::default() },
             StreamingConfig { scanner_workers: threads, batch_size: 7, discovery_buffer_size: 21, ..StreamingConfig::default() },
         );

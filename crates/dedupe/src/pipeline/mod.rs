@@ -41,7 +41,7 @@ pub use adapt::{Change, IoChoice, Reason};
 pub use groups::GroupOrder;
 pub use summary::{FindReport, StageStats, Summary};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -85,6 +85,15 @@ pub struct FindOptions {
     /// Process while walking (the default). Off: walk everything, then
     /// process (the "traditional" mode, for comparison).
     pub streaming: bool,
+    /// Where files found unique so far wait once there are many of them
+    /// (`settled_in_memory`): an unlinked temporary file there, which the
+    /// kernel caches while memory allows. `None`: the system's temporary
+    /// directory (`$TMPDIR`, else `/tmp`). If the file cannot be made or
+    /// written, they stay in memory.
+    pub spill_dir: Option<PathBuf>,
+    /// Files found unique so far kept in memory before the rest wait in
+    /// the temporary file; `u32::MAX` keeps all in memory.
+    pub settled_in_memory: u32,
 }
 
 impl Default for FindOptions {
@@ -94,6 +103,8 @@ impl Default for FindOptions {
             verify: false,
             hard_links: false,
             streaming: true,
+            spill_dir: None,
+            settled_in_memory: trie::DEFAULT_IN_MEMORY,
         }
     }
 }
@@ -348,7 +359,14 @@ impl Finder {
                 hard_links: self.options.hard_links,
                 follow_links: self.config.follow_links,
                 max_files: trie::MAX_FILES,
-            });
+            })
+            .spill_to(
+                self.options
+                    .spill_dir
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir),
+                self.options.settled_in_memory,
+            );
             let mut co = Coordinator::new(
                 trie,
                 Scheduler::new(readers, fixed),
@@ -473,9 +491,17 @@ impl Finder {
     ) -> FindReport {
         let io = co.sched.io_report();
         let stats = co.stats;
+        // Files whose settled record could not be read back from the
+        // temporary file left the run: I/O errors.
+        let lost = co.trie.lost();
         let store = co.trie.into_store();
         let errors = std::array::from_fn::<u64, { ErrorKind::ALL.len() }, _>(|i| {
-            scan.errors[i] + stats.errors[i]
+            let lost = if ErrorKind::ALL[i] == ErrorKind::Io {
+                lost
+            } else {
+                0
+            };
+            scan.errors[i] + stats.errors[i] + lost
         });
         let summary = Summary {
             files_scanned: scan.files,

@@ -14,6 +14,17 @@ use crate::entry::DirPath;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NameRef(u64);
 
+impl NameRef {
+    /// The handle as stored outside memory (a settled file's record).
+    pub(crate) fn bits(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_bits(bits: u64) -> NameRef {
+        NameRef(bits)
+    }
+}
+
 /// Append-only storage for file names, in fixed chunks so it never copies
 /// itself while growing (a doubling `Vec` would briefly need twice the
 /// memory). Written here because interning millions of short byte strings

@@ -40,9 +40,11 @@ use super::stage::{Ladder, Step};
 use crate::entry::{time_ns, FileEntry, FileId};
 use crate::hash::{Digest, HashAlgo, Key};
 
+mod singles;
 mod slot;
+use singles::Singles;
+pub(crate) use singles::DEFAULT_IN_MEMORY;
 pub(crate) use slot::MAX_FILES;
-#[cfg(test)]
 use slot::SLOT_MAX;
 use slot::{pack_key, probe_key, tail, PackedKey, Slot};
 
@@ -120,9 +122,16 @@ impl Placement {
 
 /// What a settled lone file keeps: itself, and the digest bits beyond the
 /// 128 its key holds.
+#[derive(Clone)]
 struct Single {
     member: Member,
     tail: [u8; 16],
+}
+
+/// What a settled slot held, taken out of it.
+enum Existing {
+    Single(Single),
+    Group(u32),
 }
 
 struct Node {
@@ -159,7 +168,7 @@ pub(crate) struct Trie {
     /// was placed under: kept aside, so candidates without one pay nothing.
     verifying: HashMap<u32, Pending>,
     sizes: HashMap<u64, u32>,
-    singles: Slab<Single>,
+    singles: Singles,
     nodes: Vec<Node>,
     groups: Registry,
     /// Inodes that may have more than one path, with the first path in
@@ -177,7 +186,7 @@ impl Trie {
             cands: Slab::default(),
             verifying: HashMap::default(),
             sizes: HashMap::default(),
-            singles: Slab::default(),
+            singles: Singles::new(),
             nodes: Vec::new(),
             groups: Registry::default(),
             aliases: Aliases::default(),
@@ -266,16 +275,22 @@ impl Trie {
         }
     }
 
+    /// Settled files beyond `in_memory` are kept in a temporary file in
+    /// `dir` (see [`singles`]).
+    #[must_use]
+    pub(crate) fn spill_to(mut self, dir: std::path::PathBuf, in_memory: u32) -> Trie {
+        self.singles.spill_to(dir, in_memory);
+        self
+    }
+
+    /// Settled files whose record could not be read back from the
+    /// temporary file: they left the run, an I/O error each.
+    pub(crate) fn lost(&self) -> u64 {
+        self.singles.lost()
+    }
+
     fn add_single(&mut self, s: Single) -> u32 {
         self.singles.insert(s)
-    }
-
-    fn take_single(&mut self, i: u32) -> Single {
-        self.singles.take(i)
-    }
-
-    fn single(&self, i: u32) -> &Single {
-        self.singles.get(i)
     }
 
     /// Whether `a` and `b` are one inode met by two paths (a file bind
@@ -387,20 +402,26 @@ impl Trie {
         let key = [size, 0];
         let member = self.take(c).member;
         let digest = self.rules.algo.hasher().finish();
-        let (slot, placement) = match self.get_slot(ROOT, key) {
-            Some(Slot::Single(i)) if Self::one_file(&self.single(i).member, &member) => {
-                let mut s = self.take_single(i);
+        let existing = match self.get_slot(ROOT, key) {
+            // A record lost is a file gone: this one takes its place.
+            Some(Slot::Single(i)) => self.singles.take(i).map(Existing::Single),
+            Some(Slot::Group(g)) => Some(Existing::Group(g)),
+            _ => None,
+        };
+        let (slot, placement) = match existing {
+            Some(Existing::Single(mut s)) if Self::one_file(&s.member, &member) => {
                 self.collapse_into(&mut s.member, member);
                 (Slot::Single(self.add_single(s)), Placement::Collapsed)
             }
-            Some(Slot::Single(i)) => {
-                let first = self.take_single(i).member;
-                let g = self.groups.create(size, digest, 0, vec![first, member]);
+            Some(Existing::Single(s)) => {
+                let g = self.groups.create(size, digest, 0, vec![s.member, member]);
                 let step = Step::Size;
                 (Slot::Group(g), Placement::Grouped { step, size })
             }
-            Some(Slot::Group(g)) => (Slot::Group(g), self.join_group(g, member, Step::Size, size)),
-            _ => {
+            Some(Existing::Group(g)) => {
+                (Slot::Group(g), self.join_group(g, member, Step::Size, size))
+            }
+            None => {
                 let single = Single {
                     member,
                     tail: [0; 16],
@@ -419,7 +440,36 @@ impl Trie {
         let full = Step::Stage(self.ladder.full().stage);
         loop {
             let key = probe_key(&digest, k);
-            match self.get_slot(parent, key) {
+            let single = match self.get_slot(parent, key) {
+                Some(Slot::Single(i)) => match self.singles.get(i) {
+                    Some(s) => Some((i, s)),
+                    // Its record was lost: the file left, and `c` takes
+                    // its place.
+                    None => {
+                        self.singles.discard_lost(i);
+                        None
+                    }
+                },
+                Some(Slot::Group(g)) => {
+                    if self.groups.get(g).digest == digest {
+                        let members = &self.groups.get(g).members;
+                        if self.rules.verify && !members.is_empty() {
+                            let other = members[0].id;
+                            return self.verify(c, k, digest, other);
+                        }
+                        let member = self.take(c).member;
+                        return self.join_group(g, member, full, size);
+                    }
+                    k += 1;
+                    continue;
+                }
+                Some(Slot::Waiting(_) | Slot::Node(_)) => {
+                    k += 1;
+                    continue;
+                }
+                None => None,
+            };
+            match single {
                 None => {
                     let member = self.take(c).member;
                     let i = self.add_single(Single {
@@ -429,37 +479,25 @@ impl Trie {
                     self.put_slot(parent, key, Slot::Single(i));
                     return Placement::Settled;
                 }
-                Some(Slot::Single(i)) if self.single(i).tail == tail(&digest) => {
-                    if Self::one_file(&self.single(i).member, &self.cand(c).member) {
+                Some((i, mut s)) if s.tail == tail(&digest) => {
+                    if Self::one_file(&s.member, &self.cand(c).member) {
                         let member = self.take(c).member;
-                        let mut s = self.take_single(i);
                         self.collapse_into(&mut s.member, member);
-                        let j = self.add_single(s);
-                        self.put_slot(parent, key, Slot::Single(j));
+                        self.singles.replace(i, s);
                         return Placement::Collapsed;
                     }
                     if self.rules.verify {
-                        let other = self.single(i).member.id;
-                        return self.verify(c, k, digest, other);
+                        return self.verify(c, k, digest, s.member.id);
                     }
-                    let first = self.take_single(i).member;
+                    self.singles.discard(i);
                     let member = self.take(c).member;
-                    let g = self.groups.create(size, digest, k, vec![first, member]);
+                    let g = self.groups.create(size, digest, k, vec![s.member, member]);
                     self.put_slot(parent, key, Slot::Group(g));
                     return Placement::Grouped { step: full, size };
                 }
-                Some(Slot::Group(g)) if self.groups.get(g).digest == digest => {
-                    let members = &self.groups.get(g).members;
-                    if self.rules.verify && !members.is_empty() {
-                        let other = members[0].id;
-                        return self.verify(c, k, digest, other);
-                    }
-                    let member = self.take(c).member;
-                    return self.join_group(g, member, full, size);
-                }
                 // Another content whose digest shares the key's bits, or
                 // bytes `--verify` found to differ: look further.
-                _ => k += 1,
+                Some(_) => k += 1,
             }
         }
     }
@@ -503,15 +541,20 @@ impl Trie {
         let key = probe_key(&p.digest, p.probe);
         let full = Step::Stage(self.ladder.full().stage);
         match self.get_slot(parent, key) {
-            Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
-                let first = self.take_single(i).member;
-                let member = self.take(c).member;
-                let g = self
-                    .groups
-                    .create(size, p.digest, p.probe, vec![first, member]);
-                self.put_slot(parent, key, Slot::Group(g));
-                Placement::Grouped { step: full, size }
-            }
+            Some(Slot::Single(i)) => match self.singles.get(i) {
+                Some(s) if s.member.id == p.other => {
+                    self.singles.discard(i);
+                    let member = self.take(c).member;
+                    let g = self
+                        .groups
+                        .create(size, p.digest, p.probe, vec![s.member, member]);
+                    self.put_slot(parent, key, Slot::Group(g));
+                    Placement::Grouped { step: full, size }
+                }
+                // Another file there now, or the record was lost (then
+                // `place_final` frees it and `c` takes the slot).
+                _ => self.place_final(c, parent, p.digest, p.probe),
+            },
             Some(Slot::Group(g)) if self.groups.get(g).members.iter().any(|m| m.id == p.other) => {
                 let member = self.take(c).member;
                 self.join_group(g, member, full, size)
@@ -536,7 +579,9 @@ impl Trie {
         let parent = self.cand(c).node;
         let key = probe_key(&p.digest, p.probe);
         match self.get_slot(parent, key) {
-            Some(Slot::Single(i)) if self.single(i).member.id == p.other => {
+            Some(Slot::Single(i))
+                if self.singles.get(i).is_some_and(|s| s.member.id == p.other) =>
+            {
                 // `c` takes the changed file's place.
                 let member = self.take(c).member;
                 self.singles.replace(
@@ -587,17 +632,19 @@ impl Trie {
     /// The member with identity `id` at `c`'s pending probe.
     fn verify_target(&self, c: u32, p: &Pending, size: u64) -> Option<Target> {
         let key = probe_key(&p.digest, p.probe);
-        let m = match self.get_slot(self.cand(c).node, key)? {
-            Slot::Single(i) => &self.single(i).member,
-            Slot::Group(g) => self
-                .groups
-                .get(g)
-                .members
-                .iter()
-                .find(|m| m.id == p.other)?,
-            _ => return None,
-        };
-        Some(self.target(m, size))
+        match self.get_slot(self.cand(c).node, key)? {
+            Slot::Single(i) => Some(self.target(&self.singles.get(i)?.member, size)),
+            Slot::Group(g) => {
+                let m = self
+                    .groups
+                    .get(g)
+                    .members
+                    .iter()
+                    .find(|m| m.id == p.other)?;
+                Some(self.target(m, size))
+            }
+            _ => None,
+        }
     }
 
     /// The read candidate `c` waits for.
@@ -630,10 +677,25 @@ impl Trie {
     /// Keeps only what the final report needs (groups, names, aliases);
     /// the maps are freed.
     pub(crate) fn into_store(self) -> GroupStore {
-        let algo = self.rules.algo;
-        self.groups.into_store(self.names, self.aliases, algo)
+        let Trie {
+            rules,
+            names,
+            groups,
+            aliases,
+            cands,
+            singles,
+            nodes,
+            sizes,
+            verifying,
+            ..
+        } = self;
+        // Freed before the report's groups are gathered, not after.
+        drop((cands, singles, nodes, sizes, verifying));
+        groups.into_store(names, aliases, rules.algo)
     }
 }
 
+#[cfg(test)]
+mod singles_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use crate::pipeline::schedule::Scheduler;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::stats::Stats;
 
-fn rules() -> Rules {
+pub(super) fn rules() -> Rules {
     Rules {
         algo: HashAlgo::Blake3,
         verify: false,
@@ -20,16 +20,23 @@ fn rules() -> Rules {
 
 /// The trie with placements routed as the coordinator routes them, reads
 /// answered by hand.
-struct State {
-    trie: Trie,
+pub(super) struct State {
+    pub(super) trie: Trie,
     sched: Scheduler,
     stats: Stats,
 }
 
 impl State {
-    fn new(rules: Rules) -> State {
+    /// Every settled file is kept in the temporary file, so these tests
+    /// go through its records (the first few thousand of a real run stay
+    /// in memory, which every integration test covers).
+    pub(super) fn new(rules: Rules) -> State {
+        State::with(Trie::new(rules).spill_to(std::env::temp_dir(), 0))
+    }
+
+    pub(super) fn with(trie: Trie) -> State {
         State {
-            trie: Trie::new(rules),
+            trie,
             sched: Scheduler::new(1, true),
             stats: Stats::default(),
         }
@@ -95,7 +102,7 @@ impl State {
         self.route(p);
     }
 
-    fn take_due(&mut self, force: bool) -> Vec<DuplicateGroupParts> {
+    pub(super) fn take_due(&mut self, force: bool) -> Vec<DuplicateGroupParts> {
         self.trie.take_due(force)
     }
 
@@ -112,7 +119,7 @@ impl State {
     }
 }
 
-fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
+pub(super) fn entry(dir: &Arc<DirPath>, name: &str, size: u64, ino: u64) -> FileEntry {
     let mut st: rustix::fs::Stat = base_stat();
     st.st_size = i64::try_from(size).unwrap();
     st.st_ino = ino;
@@ -158,13 +165,17 @@ fn digest(byte: u8) -> Digest {
     h.finish()
 }
 
-fn add(s: &mut State, e: &FileEntry) {
+pub(super) fn add(s: &mut State, e: &FileEntry) {
     s.add(e, &mut Vec::new()).unwrap();
 }
 
 /// Runs every ready task: full hashes answered with `content(task)`,
 /// verifications with `same(task)`.
-fn drain(s: &mut State, content: impl Fn(&Task) -> Digest, same: impl Fn(&Task) -> Outcome) {
+pub(super) fn drain(
+    s: &mut State,
+    content: impl Fn(&Task) -> Digest,
+    same: impl Fn(&Task) -> Outcome,
+) {
     while let Some(job) = s.next_job() {
         for t in job {
             match &t.kind {
@@ -199,11 +210,11 @@ fn verifying_abc() -> State {
     s
 }
 
-fn no_verify(_: &Task) -> Outcome {
+pub(super) fn no_verify(_: &Task) -> Outcome {
     panic!("no verification expected")
 }
 
-fn names(files: &[crate::group::GroupFile]) -> Vec<String> {
+pub(super) fn names(files: &[crate::group::GroupFile]) -> Vec<String> {
     files
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

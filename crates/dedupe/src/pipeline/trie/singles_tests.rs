@@ -1,0 +1,143 @@
+//! Settled files kept in the temporary file: read back for groups and
+//! comparisons, and a record that cannot be read back loses its file,
+//! never makes a group.
+
+use super::tests::{add, drain, names, no_verify, rules, State};
+use super::*;
+use crate::entry::DirPath;
+use crate::pipeline::msg::Outcome;
+
+/// Files settled before their twins come: more than one write buffer, so
+/// some are read back from the file and some from the buffer.
+const FIRST: u32 = 2000;
+
+/// The content of `f{i}` and of its twin `t{i}`.
+fn content(i: u32) -> Digest {
+    let mut h = HashAlgo::Blake3.hasher();
+    h.update(&i.to_le_bytes());
+    h.finish()
+}
+
+/// A file whose identity and times all differ from its neighbours', so
+/// a field read back wrong shows in the groups.
+fn entry(dir: &Arc<DirPath>, name: &str, i: u32) -> FileEntry {
+    let mut st = rustix::fs::stat("/").expect("stat /");
+    st.st_size = 10;
+    st.st_ino = 1_000_000 + u64::from(i);
+    st.st_dev = 7 + u64::from(i % 3);
+    st.st_nlink = 1;
+    st.st_mtime = 1_000_000 + i64::from(i);
+    st.st_mtime_nsec = i.into();
+    st.st_ctime = 2_000_000 + i64::from(i);
+    st.st_ctime_nsec = (3 * i).into();
+    FileEntry::from_stat(
+        Arc::clone(dir),
+        name.as_bytes(),
+        &st,
+        crate::entry::EntryKind::File,
+    )
+}
+
+/// The number in a file name (`f12`, `t12`).
+fn number(path: &std::path::Path) -> u32 {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name[1..].parse().unwrap()
+}
+
+/// Twins of these files come after all of them settled: the first ones
+/// were written to the file, the last ones are still in the buffer.
+fn twinned() -> impl Iterator<Item = u32> {
+    (0..250).chain(FIRST - 250..FIRST)
+}
+
+/// Settles `FIRST` files, lets `between` act on the trie, then adds the
+/// twins and returns the groups, sorted.
+fn settle_then_twin(mut s: State, between: impl FnOnce(&State)) -> (Groups, State) {
+    let dir = DirPath::new("/d", 0);
+    let hash = |t: &Task| content(number(&t.file.path));
+    for i in 0..FIRST {
+        add(&mut s, &entry(&dir, &format!("f{i}"), i));
+    }
+    drain(&mut s, hash, no_verify);
+    between(&s);
+    for i in twinned() {
+        add(&mut s, &entry(&dir, &format!("t{i}"), FIRST + i));
+    }
+    // With --verify, the twin is compared with the settled file read back:
+    // equal when the names carry one number.
+    let same = |t: &Task| {
+        let TaskKind::Verify(other) = &t.kind else {
+            unreachable!()
+        };
+        if number(&other.path) == number(&t.file.path) {
+            Outcome::Same
+        } else {
+            Outcome::Differ
+        }
+    };
+    drain(&mut s, hash, same);
+    let mut groups: Groups = s.take_due(true).into_iter().map(|g| g.files).collect();
+    groups.sort_by(|a, b| a[0].path.cmp(&b[0].path));
+    (groups, s)
+}
+
+/// Each group's files, groups in order of their first path.
+type Groups = Vec<Vec<crate::group::GroupFile>>;
+
+fn named(groups: &Groups) -> Vec<Vec<String>> {
+    let mut v: Vec<Vec<String>> = groups.iter().map(|g| names(g)).collect();
+    v.sort();
+    v
+}
+
+fn pairs(of: impl Iterator<Item = u32>) -> Vec<Vec<String>> {
+    let mut v: Vec<Vec<String>> = of.map(|i| vec![format!("f{i}"), format!("t{i}")]).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn settled_files_in_the_file_come_back_whole_for_their_twins() {
+    for verify in [false, true] {
+        let r = Rules { verify, ..rules() };
+        let (groups, s) = settle_then_twin(State::new(r), |s| {
+            assert_eq!(
+                s.trie.singles.spilled(),
+                FIRST as usize,
+                "every settled file went to the file"
+            );
+        });
+        assert_eq!(named(&groups), pairs(twinned()), "verify: {verify}");
+        assert_eq!(s.trie.lost(), 0);
+        // The same run with everything in memory gives the same groups,
+        // with the same identities and times.
+        let (in_memory, s) = settle_then_twin(State::with(Trie::new(r)), |_| {});
+        assert_eq!(in_memory, groups);
+        assert_eq!(s.trie.singles.spilled(), 0);
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_read_back_loses_its_file_and_makes_no_group() {
+    for verify in [false, true] {
+        let r = Rules { verify, ..rules() };
+        let (groups, s) = settle_then_twin(State::new(r), |s| s.trie.singles.break_file());
+        // Only the twins of files still in the write buffer found them.
+        assert_eq!(
+            named(&groups),
+            pairs(FIRST - 250..FIRST),
+            "verify: {verify}"
+        );
+        assert_eq!(s.trie.lost(), 250, "each lost file counted once");
+    }
+}
+
+#[test]
+fn without_a_usable_directory_settled_files_stay_in_memory() {
+    let trie = Trie::new(rules()).spill_to("/nonexistent/dedupe-spill".into(), 0);
+    let (groups, s) = settle_then_twin(State::with(trie), |s| {
+        assert_eq!(s.trie.singles.spilled(), 0);
+    });
+    assert_eq!(named(&groups), pairs(twinned()));
+    assert_eq!(s.trie.lost(), 0);
+}
