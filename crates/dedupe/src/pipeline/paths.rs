@@ -53,6 +53,15 @@ impl Names {
         NameRef(((idx as u64) << 32) | ((off as u64) << 12) | name.len() as u64)
     }
 
+    /// Whether `r` lies inside the arena (a handle read back from disk is
+    /// checked before use).
+    pub(crate) fn holds(&self, r: NameRef) -> bool {
+        let idx = (r.0 >> 32) as usize;
+        let off = ((r.0 >> 12) & 0xF_FFFF) as usize;
+        let len = (r.0 & 0xFFF) as usize;
+        self.chunks.get(idx).is_some_and(|c| off + len <= c.len())
+    }
+
     pub(crate) fn get(&self, r: NameRef) -> &[u8] {
         let idx = (r.0 >> 32) as usize;
         let off = ((r.0 >> 12) & 0xF_FFFF) as usize;

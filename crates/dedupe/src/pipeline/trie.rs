@@ -293,6 +293,26 @@ impl Trie {
         self.singles.insert(s)
     }
 
+    /// Settled file `i`, or `None` if its record was lost (see
+    /// [`singles`]). A record read back is used only if its name is one
+    /// the arena holds, so no damage can index past it.
+    fn single(&self, i: u32) -> Option<Single> {
+        self.singles
+            .get(i)
+            .filter(|s| self.names.holds(s.member.path.name))
+    }
+
+    /// Takes settled file `i` out (`None`: lost, and counted).
+    fn take_single(&mut self, i: u32) -> Option<Single> {
+        let s = self.single(i);
+        if s.is_some() {
+            self.singles.discard(i);
+        } else {
+            self.singles.discard_lost(i);
+        }
+        s
+    }
+
     /// Whether `a` and `b` are one inode met by two paths (a file bind
     /// mount and its source: only they get this far as two candidates).
     fn one_file(a: &Member, b: &Member) -> bool {
@@ -404,7 +424,7 @@ impl Trie {
         let digest = self.rules.algo.hasher().finish();
         let existing = match self.get_slot(ROOT, key) {
             // A record lost is a file gone: this one takes its place.
-            Some(Slot::Single(i)) => self.singles.take(i).map(Existing::Single),
+            Some(Slot::Single(i)) => self.take_single(i).map(Existing::Single),
             Some(Slot::Group(g)) => Some(Existing::Group(g)),
             _ => None,
         };
@@ -441,7 +461,7 @@ impl Trie {
         loop {
             let key = probe_key(&digest, k);
             let single = match self.get_slot(parent, key) {
-                Some(Slot::Single(i)) => match self.singles.get(i) {
+                Some(Slot::Single(i)) => match self.single(i) {
                     Some(s) => Some((i, s)),
                     // Its record was lost: the file left, and `c` takes
                     // its place.
@@ -541,7 +561,7 @@ impl Trie {
         let key = probe_key(&p.digest, p.probe);
         let full = Step::Stage(self.ladder.full().stage);
         match self.get_slot(parent, key) {
-            Some(Slot::Single(i)) => match self.singles.get(i) {
+            Some(Slot::Single(i)) => match self.single(i) {
                 Some(s) if s.member.id == p.other => {
                     self.singles.discard(i);
                     let member = self.take(c).member;
@@ -579,9 +599,7 @@ impl Trie {
         let parent = self.cand(c).node;
         let key = probe_key(&p.digest, p.probe);
         match self.get_slot(parent, key) {
-            Some(Slot::Single(i))
-                if self.singles.get(i).is_some_and(|s| s.member.id == p.other) =>
-            {
+            Some(Slot::Single(i)) if self.single(i).is_some_and(|s| s.member.id == p.other) => {
                 // `c` takes the changed file's place.
                 let member = self.take(c).member;
                 self.singles.replace(
@@ -633,7 +651,7 @@ impl Trie {
     fn verify_target(&self, c: u32, p: &Pending, size: u64) -> Option<Target> {
         let key = probe_key(&p.digest, p.probe);
         match self.get_slot(self.cand(c).node, key)? {
-            Slot::Single(i) => Some(self.target(&self.singles.get(i)?.member, size)),
+            Slot::Single(i) => Some(self.target(&self.single(i)?.member, size)),
             Slot::Group(g) => {
                 let m = self
                     .groups

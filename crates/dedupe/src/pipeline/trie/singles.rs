@@ -35,9 +35,10 @@ const FILE_BASE: u32 = 1 << 29;
 const _: () = assert!(FILE_BASE as u64 + super::MAX_FILES <= super::SLOT_MAX as u64);
 
 /// Bytes per record: directory index 4, name 8, device 8, inode 8, two
-/// times 16, flags 1, digest tail 16 (61), and a 24-bit check of those
-/// and the record's index, so a record read back from a hole, a short
-/// file or another index is found lost instead of used.
+/// times 16, flags 1, digest tail 16 (61), and a 24-bit check of those,
+/// the record's index and its generation, so a record read back from a
+/// hole, a short file, another index or an earlier occupant of its index
+/// is found lost instead of used.
 const REC: usize = 64;
 const BODY: usize = 61;
 /// Records gathered before one write: 64 KiB.
@@ -65,6 +66,10 @@ struct Spill {
     flushed: u32,
     buf: Vec<u8>,
     free: Vec<u32>,
+    /// Each record's generation, one more every time its index is written
+    /// with another file, and part of its check: a read that returns an
+    /// earlier occupant's bytes (a lost write) fails the check.
+    gens: Vec<u8>,
     /// Records whose rewrite failed, kept here instead.
     patched: HashMap<u32, [u8; REC], FxBuildHasher>,
     /// Directories by index: a record holds an index, and this holds the
@@ -115,6 +120,26 @@ impl Singles {
         }
     }
 
+    /// The file's bytes now (for tests).
+    #[cfg(test)]
+    pub(super) fn file_bytes(&self) -> Vec<u8> {
+        use std::io::{Read, Seek};
+        let mut f = &self.spill.as_ref().expect("a file").file;
+        let mut v = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut v).expect("read the temporary file");
+        v
+    }
+
+    /// Puts `bytes` back as the file's start, as writes lost by the
+    /// disk would (for tests).
+    #[cfg(test)]
+    pub(super) fn restore_file(&self, bytes: &[u8]) {
+        let f = &self.spill.as_ref().expect("a file").file;
+        f.write_all_at(bytes, 0)
+            .expect("rewrite the temporary file");
+    }
+
     pub(super) fn insert(&mut self, s: Single) -> u32 {
         if self.mem_live >= self.in_memory && !self.failed {
             if self.spill.is_none() {
@@ -144,6 +169,7 @@ impl Singles {
             flushed: 0,
             buf: Vec::with_capacity(BUF_RECS * REC),
             free: Vec::new(),
+            gens: Vec::new(),
             patched: HashMap::default(),
             dirs: Vec::new(),
             dir_ids: HashMap::default(),
@@ -158,21 +184,6 @@ impl Singles {
             return Some(self.mem.get(i).clone());
         }
         self.spill.as_ref().and_then(|s| s.get(i - FILE_BASE))
-    }
-
-    /// Removes record `i` and gives it back (`None`: lost, and removed).
-    pub(super) fn take(&mut self, i: u32) -> Option<Single> {
-        if i < FILE_BASE {
-            self.mem_live -= 1;
-            return Some(self.mem.take(i));
-        }
-        let got = self.get(i);
-        if got.is_some() {
-            self.discard(i);
-        } else {
-            self.discard_lost(i);
-        }
-        got
     }
 
     /// Frees record `i`, which could not be read back, and counts it.
@@ -197,8 +208,7 @@ impl Singles {
         if i < FILE_BASE {
             self.mem.replace(i, s);
         } else if let Some(spill) = self.spill.as_mut() {
-            let rec = spill.encode(&s, i - FILE_BASE);
-            spill.put(i - FILE_BASE, rec);
+            spill.rewrite(i - FILE_BASE, &s);
         }
     }
 }
@@ -207,8 +217,7 @@ impl Spill {
     /// Stores `s`; `None` if the file cannot take it.
     fn insert(&mut self, s: &Single) -> Option<u32> {
         if let Some(i) = self.free.pop() {
-            let rec = self.encode(s, i);
-            self.put(i, rec);
+            self.rewrite(i, s);
             return Some(i);
         }
         if self.buf.len() == BUF_RECS * REC {
@@ -218,12 +227,21 @@ impl Spill {
             self.buf.clear();
         }
         let i = self.flushed + (self.buf.len() / REC) as u32;
+        self.gens.push(0);
         let rec = self.encode(s, i);
         self.buf.extend_from_slice(&rec);
         Some(i)
     }
 
-    /// Writes record `i` (a live or reused one).
+    /// Puts `s` at index `i` (a reused one, or a live one replaced), as
+    /// the index's next generation.
+    fn rewrite(&mut self, i: u32, s: &Single) {
+        let g = &mut self.gens[i as usize];
+        *g = g.wrapping_add(1);
+        let rec = self.encode(s, i);
+        self.put(i, rec);
+    }
+
     fn put(&mut self, i: u32, rec: [u8; REC]) {
         if i >= self.flushed {
             let at = (i - self.flushed) as usize * REC;
@@ -277,7 +295,7 @@ impl Spill {
         r[36..44].copy_from_slice(&m.ctime_ns.to_le_bytes());
         r[44] = u8::from(m.aliased) | (u8::from(m.mount_root) << 1);
         r[45..BODY].copy_from_slice(&s.tail);
-        let c = check(&r, i);
+        let c = check(&r, i, self.gens[i as usize]);
         r[BODY..].copy_from_slice(&c);
         r
     }
@@ -285,7 +303,7 @@ impl Spill {
     /// `None` for a record that does not name a known directory (a short
     /// or damaged read).
     fn decode(&self, r: &[u8; REC], i: u32) -> Option<Single> {
-        if r[BODY..] != check(r, i) {
+        if r[BODY..] != check(r, i, self.gens[i as usize]) {
             return None;
         }
         let u64_at = |a: usize| u64::from_le_bytes(r[a..a + 8].try_into().expect("8 bytes"));
@@ -312,9 +330,10 @@ impl Spill {
     }
 }
 
-/// The check bytes of record `i` with body `r[..BODY]`.
-fn check(r: &[u8; REC], i: u32) -> [u8; REC - BODY] {
-    let h = xxhash_rust::xxh3::xxh3_64_with_seed(&r[..BODY], u64::from(i));
+/// The check bytes of record `i`, generation `gen`, with body `r[..BODY]`.
+fn check(r: &[u8; REC], i: u32, gen: u8) -> [u8; REC - BODY] {
+    let seed = u64::from(i) | (u64::from(gen) << 32);
+    let h = xxhash_rust::xxh3::xxh3_64_with_seed(&r[..BODY], seed);
     let b = h.to_le_bytes();
     [b[0], b[1], b[2]]
 }

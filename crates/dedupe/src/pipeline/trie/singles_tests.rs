@@ -141,3 +141,73 @@ fn without_a_usable_directory_settled_files_stay_in_memory() {
     assert_eq!(named(&groups), pairs(twinned()));
     assert_eq!(s.trie.lost(), 0);
 }
+
+/// The content of a file named `{f,t}{i}` or `{n,u}{i}` under `algo`.
+fn content_of(algo: HashAlgo, path: &std::path::Path) -> Digest {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let i = number(path)
+        + if matches!(&name[..1], "n" | "u") {
+            10_000
+        } else {
+            0
+        };
+    let mut h = algo.hasher();
+    h.update(&i.to_le_bytes());
+    h.finish()
+}
+
+/// Settles 2,000 files, groups the first 250 with twins (freeing records
+/// already written to the file), settles 250 new files (which take those
+/// records over), lets `between` act, then adds the new files' twins.
+fn reuse_then_twin(algo: HashAlgo, between: impl FnOnce(&State, &[u8])) -> (Vec<Vec<String>>, u64) {
+    let mut s = State::new(Rules { algo, ..rules() });
+    let dir = DirPath::new("/d", 0);
+    let hash = |t: &Task| content_of(algo, &t.file.path);
+    let phase = |s: &mut State, prefix: &str, range: std::ops::Range<u32>, base: u32| {
+        for i in range {
+            add(s, &entry(&dir, &format!("{prefix}{i}"), base + i));
+        }
+        drain(s, hash, no_verify);
+    };
+    phase(&mut s, "f", 0..FIRST, 0);
+    phase(&mut s, "t", 0..250, FIRST);
+    let before = s.trie.singles.file_bytes();
+    phase(&mut s, "n", 0..250, 2 * FIRST);
+    assert_eq!(
+        s.trie.singles.spilled(),
+        FIRST as usize,
+        "the freed records were taken over"
+    );
+    between(&s, &before);
+    phase(&mut s, "u", 0..250, 3 * FIRST);
+    let groups = s
+        .take_due(true)
+        .iter()
+        .map(|g| names(&g.files))
+        .collect::<Vec<_>>();
+    let mut groups = groups;
+    groups.sort();
+    (groups, s.trie.lost())
+}
+
+#[test]
+fn records_taken_over_in_the_file_come_back_as_their_new_files() {
+    let (groups, lost) = reuse_then_twin(HashAlgo::Blake3, |_, _| {});
+    let mut expected = pairs(0..250);
+    expected.extend((0..250).map(|i| vec![format!("n{i}"), format!("u{i}")]));
+    expected.sort();
+    assert_eq!(groups, expected);
+    assert_eq!(lost, 0);
+}
+
+#[test]
+fn an_earlier_occupant_read_back_is_lost_not_grouped() {
+    // xxh3 digests are 128 bits, all of them in the key: the tail a
+    // settled file keeps is zero, so only the record's check tells the
+    // new file from the one that held its index before.
+    let (groups, lost) = reuse_then_twin(HashAlgo::Xxh3, |s, before| {
+        s.trie.singles.restore_file(before);
+    });
+    assert_eq!(groups, pairs(0..250), "no twin grouped with a stale record");
+    assert_eq!(lost, 250);
+}
