@@ -48,7 +48,7 @@ pub fn run(mut args: DirsArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     let ui = Ui::new(args.find.walk.progress, true, args.find.walk.verbose);
     // Empty files are walked (size 0 by default), so they do not count as
     // filtered out: they are simply not content.
-    let (finder, probe, warned) = crate::find::finder(&args.find, &ui, 0, true);
+    let (finder, probe, warned) = crate::find::finder(&args.find, &ui, 0, true, false);
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
     let options = DirsOptions {

@@ -28,7 +28,11 @@ pub fn run(mut args: FindArgs, interrupt: &Interrupt) -> anyhow::Result<u8> {
     }
     let ui = Ui::new(args.walk.progress, true, args.walk.verbose);
     let map = matches!(args.format, FindFormat::Html | FindFormat::Ncdu);
-    let (finder, probe, warned) = finder(&args, &ui, 1, map);
+    // Only JSON Lines writes groups as they come; the other formats are
+    // built from the final report, so the run need not build one per
+    // change.
+    let streams = matches!(args.format, FindFormat::Jsonl);
+    let (finder, probe, warned) = finder(&args, &ui, 1, map, streams);
     let cancel = finder.canceller();
     interrupt.arm(move || cancel.cancel());
 
@@ -150,16 +154,18 @@ pub fn write_map(
 /// The finder `args` ask for, with its hash cache (if any) and the number
 /// of cache warnings already shown.
 pub fn build(args: &FindArgs, ui: &Ui) -> (Finder, Option<CacheProbe>, usize) {
-    finder(args, ui, 1, false)
+    finder(args, ui, 1, false, false)
 }
 
 /// [`build`] with the command's own smallest size by default and, with
-/// `observe`, the walk's files and directories passed to the callback.
+/// `observe`, the walk's files and directories passed to the callback; with
+/// `groups`, each group as it is confirmed or grows.
 pub fn finder(
     args: &FindArgs,
     ui: &Ui,
     default_min: u64,
     observe: bool,
+    groups: bool,
 ) -> (Finder, Option<CacheProbe>, usize) {
     let options = FindOptions {
         hash: match args.hash {
@@ -174,6 +180,7 @@ pub fn finder(
     };
     let builder = Finder::builder(Arc::new(args.walk.to_config(default_min)))
         .observe_walk(observe)
+        .observe_groups(groups)
         .progress(ui.tracker())
         .streaming(args.walk.to_streaming())
         .options(options);

@@ -259,6 +259,39 @@ fn traps_match_the_reference_in_every_strategy() {
     }
 }
 
+/// A caller that wants only the final report gets the same groups, no
+/// group events, and still the time of the first group.
+#[test]
+fn groups_unobserved_give_the_same_report() {
+    let t = Tree::new();
+    traps(&t);
+    let run = |observe: bool| {
+        let finder = Finder::builder(Arc::new(Config {
+            min_file_size: 1,
+            ..Config::default()
+        }))
+        .observe_groups(observe)
+        .build();
+        let mut events = 0;
+        let report = finder
+            .run(&[t.root()], |ev| {
+                if let FindEvent::Group(_) = ev {
+                    events += 1;
+                }
+            })
+            .unwrap();
+        let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
+        (groups, events, report.summary.first_group_ms)
+    };
+    let (seen, seen_events, seen_first) = run(true);
+    let (unseen, unseen_events, unseen_first) = run(false);
+    assert_eq!(unseen, seen);
+    assert_eq!(seen.len(), 12);
+    assert!(seen_events >= 12, "{seen_events} events");
+    assert_eq!(unseen_events, 0);
+    assert!(seen_first.is_some() && unseen_first.is_some());
+}
+
 #[test]
 fn hard_links_and_empty_files_on_request() {
     let t = Tree::new();

@@ -46,6 +46,8 @@ pub(crate) struct Coordinator<'a, F> {
     progress: &'a dyn ProgressTracker,
     on_event: F,
     started: Instant,
+    /// Whether groups go to `on_event` as they change.
+    pub(crate) groups_wanted: bool,
 }
 
 impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
@@ -68,6 +70,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
             progress,
             on_event,
             started: Instant::now(),
+            groups_wanted: true,
         }
     }
 
@@ -274,6 +277,16 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
 
     /// Reports groups that are new or have grown, and progress.
     pub(crate) fn emit(&mut self, force: bool) {
+        if !self.groups_wanted {
+            if self.trie.skip_due(force) > 0 {
+                let started = self.started;
+                self.stats
+                    .first_group
+                    .get_or_insert_with(|| started.elapsed());
+            }
+            self.stats.report(self.sched.working(), self.progress);
+            return;
+        }
         for g in self.trie.take_due(force) {
             let started = self.started;
             self.stats

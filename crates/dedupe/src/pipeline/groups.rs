@@ -141,29 +141,46 @@ impl Registry {
         names: &Names,
         aliases: &Aliases,
     ) -> Vec<DuplicateGroupParts> {
+        self.due(force)
+            .into_iter()
+            .map(|g| {
+                let grp = self.groups.get(g);
+                DuplicateGroupParts {
+                    id: grp.id,
+                    size: grp.size,
+                    digest: grp.digest,
+                    files: sorted_files(grp.size, &grp.members, names, aliases),
+                }
+            })
+            .collect()
+    }
+
+    /// Marks the groups due as reported, without building their reports
+    /// (nobody listens: the final report is built from the store), and
+    /// says how many there were.
+    pub(crate) fn skip_due(&mut self, force: bool) -> usize {
+        self.due(force).len()
+    }
+
+    /// The groups due (see [`Registry::take_due`]), marked as reported.
+    fn due(&mut self, force: bool) -> Vec<u32> {
         let mut out = Vec::new();
         let mut keep = Vec::new();
         for g in std::mem::take(&mut self.dirty) {
-            let grp = self.groups.get(g);
+            let grp = self.groups.get_mut(g);
             let n = grp.members.len();
             let due = force || grp.reported == 0 || 2 * n >= 3 * grp.reported;
             if !due || (n < 2 && grp.reported == 0) {
                 if due {
-                    self.groups.get_mut(g).dirty = false;
+                    grp.dirty = false;
                 } else {
                     keep.push(g);
                 }
                 continue;
             }
-            out.push(DuplicateGroupParts {
-                id: grp.id,
-                size: grp.size,
-                digest: grp.digest,
-                files: sorted_files(grp.size, &grp.members, names, aliases),
-            });
-            let grp = self.groups.get_mut(g);
             grp.reported = n.max(1);
             grp.dirty = false;
+            out.push(g);
         }
         self.dirty = keep;
         out

@@ -179,6 +179,7 @@ pub struct Finder {
     keys: Option<Mutex<Box<dyn KeySource>>>,
     cancel: Cancel,
     observe: bool,
+    groups: bool,
 }
 
 /// Sets up a [`Finder`]; every setting has a default.
@@ -189,9 +190,19 @@ pub struct FinderBuilder {
     progress: Arc<dyn ProgressTracker>,
     keys: Option<Box<dyn KeySource>>,
     observe: bool,
+    groups: bool,
 }
 
 impl FinderBuilder {
+    /// Pass each group to the event callback as it is confirmed or grows
+    /// ([`FindEvent::Group`]). On by default; a caller that only wants the
+    /// final report turns it off, and the run then does not build a
+    /// report (every path of every group) for each change.
+    pub fn observe_groups(mut self, on: bool) -> Self {
+        self.groups = on;
+        self
+    }
+
     /// Also pass the walk's files and finished directories to the event
     /// callback ([`FindEvent::Files`], [`FindEvent::Dirs`]), for callers
     /// that build a per-directory view (duplicate directories, the space
@@ -236,6 +247,7 @@ impl FinderBuilder {
             )
             .report_directories(self.observe),
             observe: self.observe,
+            groups: self.groups,
             config: self.config,
             options: self.options,
             progress: self.progress,
@@ -255,6 +267,7 @@ impl Finder {
             progress: Arc::new(NoProgress),
             keys: None,
             observe: false,
+            groups: true,
         }
     }
 
@@ -375,6 +388,7 @@ impl Finder {
                 &*self.progress,
                 on_event,
             );
+            co.groups_wanted = self.groups;
             let mut walking = true;
             let mut interrupted = false;
             let mut overflow = false;

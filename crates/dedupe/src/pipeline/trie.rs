@@ -692,6 +692,12 @@ impl Trie {
         self.groups.take_due(force, &self.names, &self.aliases)
     }
 
+    /// Marks the groups due as reported without building their reports;
+    /// how many there were (see [`Registry::skip_due`]).
+    pub(crate) fn skip_due(&mut self, force: bool) -> usize {
+        self.groups.skip_due(force)
+    }
+
     /// Keeps only what the final report needs (groups, names, aliases);
     /// the maps are freed.
     pub(crate) fn into_store(self) -> GroupStore {
