@@ -410,18 +410,25 @@ def bench_cache(base, rounds):
     # Filling a new cache on the 1M small-file tree, warm.
     small = tree(base, "small-1m")
     subprocess.run([DEDUPE, "--no-cache", "--progress", "never", small], stdout=subprocess.DEVNULL)
-    fill = {"--no-cache": [], "new cache": []}
+    fill = {"--no-cache": [], "new cache": [], "re-run with it": []}
+    peaks = {label: [] for label in fill}
     for _ in range(rounds):
+        shutil.rmtree(cache, ignore_errors=True)
         for label in fill:
-            shutil.rmtree(cache, ignore_errors=True)
             flags = ["--no-cache"] if label == "--no-cache" else ["--cache-dir", cache]
-            start = time.perf_counter()
-            subprocess.run([DEDUPE, "--progress", "never"] + flags + [small],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            fill[label].append(time.perf_counter() - start)
+            with tempfile.NamedTemporaryFile("r") as rss:
+                start = time.perf_counter()
+                subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, DEDUPE, "--progress", "never"]
+                               + flags + [small], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                fill[label].append(time.perf_counter() - start)
+                digits = [l for l in open(rss.name).read().split() if l.isdigit()]
+                peaks[label].append(int(digits[-1]) / 1024 if digits else 0.0)
     nc, nw = statistics.median(fill["--no-cache"]), statistics.median(fill["new cache"])
     print(f"- {TREES['small-1m'][1]}, warm: --no-cache {nc:.2f} s, filling a new cache "
           f"{nw:.2f} s: {nw / nc:.2f}x (target <= 1.15x)")
+    print("- peak RSS on it (`/usr/bin/time -f %M`, target <= 100 MiB): "
+          + ", ".join(f"{label} {max(v):.1f} MiB (runs: {', '.join(f'{x:.1f}' for x in v)})"
+                      for label, v in peaks.items()))
     shutil.rmtree(cache, ignore_errors=True)
 
 
