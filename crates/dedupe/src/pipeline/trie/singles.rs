@@ -131,6 +131,16 @@ impl Singles {
         v
     }
 
+    /// Makes every later write to the file fail (it is reopened read-only
+    /// through `/proc`), as a full disk would (for tests).
+    #[cfg(test)]
+    pub(super) fn fail_writes(&mut self) {
+        use std::os::fd::AsRawFd;
+        let spill = self.spill.as_mut().expect("a file");
+        let path = format!("/proc/self/fd/{}", spill.file.as_raw_fd());
+        spill.file = File::open(path).expect("reopen read-only");
+    }
+
     /// Puts `bytes` back as the file's start, as writes lost by the
     /// disk would (for tests).
     #[cfg(test)]

@@ -211,3 +211,32 @@ fn an_earlier_occupant_read_back_is_lost_not_grouped() {
     assert_eq!(groups, pairs(0..250), "no twin grouped with a stale record");
     assert_eq!(lost, 250);
 }
+
+#[test]
+fn when_the_file_cannot_be_written_settled_files_stay_in_memory() {
+    let mut s = State::new(rules());
+    let dir = DirPath::new("/d", 0);
+    let hash = |t: &Task| content(number(&t.file.path));
+    // Enough that the write buffer fills a second time.
+    let n = 3000;
+    for i in 0..n {
+        add(&mut s, &entry(&dir, &format!("f{i}"), i));
+        if i == 1500 {
+            // 1,024 records written, the rest in the write buffer.
+            drain(&mut s, hash, no_verify);
+            s.trie.singles.fail_writes();
+        }
+    }
+    drain(&mut s, hash, no_verify);
+    // The buffer could not be written at 2,048: what it held, and every
+    // file settled after, stayed in memory.
+    assert_eq!(s.trie.singles.spilled(), 2048);
+    for i in 0..n {
+        add(&mut s, &entry(&dir, &format!("t{i}"), n + i));
+    }
+    drain(&mut s, hash, no_verify);
+    let mut groups: Vec<Vec<String>> = s.take_due(true).iter().map(|g| names(&g.files)).collect();
+    groups.sort();
+    assert_eq!(groups, pairs(0..n));
+    assert_eq!(s.trie.lost(), 0);
+}
