@@ -40,8 +40,11 @@ use super::stage::{Ladder, Step};
 use crate::entry::{time_ns, FileEntry, FileId};
 use crate::hash::{Digest, HashAlgo, Key};
 
+mod placement;
 mod singles;
 mod slot;
+mod verify;
+pub(crate) use placement::Placement;
 use singles::Singles;
 pub(crate) use singles::DEFAULT_IN_MEMORY;
 pub(crate) use slot::MAX_FILES;
@@ -63,61 +66,6 @@ struct Pending {
     probe: u32,
     digest: Digest,
     other: FileId,
-}
-
-/// What happened to a file the trie was given, for the coordinator to
-/// route: reads to schedule, counts to keep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Placement {
-    /// Alone under its key for now: nothing to do until a twin comes.
-    Waiting,
-    /// Another path to a file already placed: never read.
-    Collapsed,
-    /// Files that share their key at `step` and go on to their next
-    /// stage: `cand`, and `woke` if it had been waiting alone.
-    Advance {
-        cand: u32,
-        woke: Option<u32>,
-        step: Step,
-        size: u64,
-    },
-    /// Fully hashed and alone (or taking the place of a file that left).
-    Settled,
-    /// A group of two formed at `step`.
-    Grouped { step: Step, size: u64 },
-    /// The file joined a group at `step`.
-    Joined { step: Step, size: u64 },
-    /// `cand` has a digest that a formed group or a settled file has too:
-    /// its bytes must be compared with that file's (`--verify`).
-    Verify { cand: u32, size: u64 },
-    /// The file left the pipeline (unreadable, changed, or abandoned).
-    Left,
-}
-
-impl Placement {
-    /// Files that passed `step` (shared their key there), if any.
-    pub(crate) fn passed(&self) -> Option<(Step, u64, u64)> {
-        match *self {
-            Placement::Advance {
-                woke, step, size, ..
-            } => Some((step, 1 + u64::from(woke.is_some()), size)),
-            Placement::Grouped { step, size } => Some((step, 2, size)),
-            Placement::Joined { step, size } => Some((step, 1, size)),
-            _ => None,
-        }
-    }
-
-    /// Candidates to queue for a read, with their size.
-    pub(crate) fn reads(&self) -> impl Iterator<Item = (u32, u64)> {
-        let (a, b) = match *self {
-            Placement::Advance {
-                cand, woke, size, ..
-            } => (Some((cand, size)), woke.map(|w| (w, size))),
-            Placement::Verify { cand, size } => (Some((cand, size)), None),
-            _ => (None, None),
-        };
-        b.into_iter().chain(a)
-    }
 }
 
 /// What a settled lone file keeps: itself, and the digest bits beyond the
@@ -522,20 +470,6 @@ impl Trie {
         }
     }
 
-    /// `c` is to be compared with `other`, a file at probe `probe`.
-    fn verify(&mut self, c: u32, probe: u32, digest: Digest, other: FileId) -> Placement {
-        let size = self.size_of(self.cand(c).node);
-        self.verifying.insert(
-            c,
-            Pending {
-                probe,
-                digest,
-                other,
-            },
-        );
-        Placement::Verify { cand: c, size }
-    }
-
     /// A stage result: the candidate's key at the stage it was in (with the
     /// whole digest at the last stage).
     pub(crate) fn stage_done(&mut self, c: u32, key: Key, digest: Option<Digest>) -> Placement {
@@ -545,85 +479,6 @@ impl Trie {
         self.verifying.remove(&c);
         let parent = self.cand(c).node;
         self.place(c, parent, key, digest)
-    }
-
-    fn pending(&mut self, c: u32) -> Pending {
-        self.verifying
-            .remove(&c)
-            .expect("a verification was pending")
-    }
-
-    /// `c` proved byte-equal to the file it was compared with.
-    pub(crate) fn verified(&mut self, c: u32) -> Placement {
-        let p = self.pending(c);
-        let parent = self.cand(c).node;
-        let size = self.size_of(parent);
-        let key = probe_key(&p.digest, p.probe);
-        let full = Step::Stage(self.ladder.full().stage);
-        match self.get_slot(parent, key) {
-            Some(Slot::Single(i)) => match self.single(i) {
-                Some(s) if s.member.id == p.other => {
-                    self.singles.discard(i);
-                    let member = self.take(c).member;
-                    let g = self
-                        .groups
-                        .create(size, p.digest, p.probe, vec![s.member, member]);
-                    self.put_slot(parent, key, Slot::Group(g));
-                    Placement::Grouped { step: full, size }
-                }
-                // Another file there now, or the record was lost (then
-                // `place_final` frees it and `c` takes the slot).
-                _ => self.place_final(c, parent, p.digest, p.probe),
-            },
-            Some(Slot::Group(g)) if self.groups.get(g).members.iter().any(|m| m.id == p.other) => {
-                let member = self.take(c).member;
-                self.join_group(g, member, full, size)
-            }
-            // The file it matched left meanwhile: place it afresh.
-            _ => self.place_final(c, parent, p.digest, p.probe),
-        }
-    }
-
-    /// `c` has the digest of the files at its probe but not their bytes:
-    /// a hash collision. It goes on to the next probe, a group of its own.
-    pub(crate) fn differs(&mut self, c: u32) -> Placement {
-        let p = self.pending(c);
-        let parent = self.cand(c).node;
-        self.place_final(c, parent, p.digest, p.probe + 1)
-    }
-
-    /// The file `c` was to be compared with changed during the run: that
-    /// file leaves its slot, and `c` is placed again.
-    pub(crate) fn other_changed(&mut self, c: u32) -> Placement {
-        let p = self.pending(c);
-        let parent = self.cand(c).node;
-        let key = probe_key(&p.digest, p.probe);
-        match self.get_slot(parent, key) {
-            Some(Slot::Single(i)) if self.single(i).is_some_and(|s| s.member.id == p.other) => {
-                // `c` takes the changed file's place.
-                let member = self.take(c).member;
-                self.singles.replace(
-                    i,
-                    Single {
-                        member,
-                        tail: tail(&p.digest),
-                    },
-                );
-                Placement::Settled
-            }
-            Some(Slot::Group(g)) => {
-                self.groups.remove(g, p.other);
-                if self.groups.get(g).members.is_empty() {
-                    // `c` takes the place of the group's last member.
-                    let member = self.take(c).member;
-                    self.groups.join(g, member, &self.names);
-                    Placement::Settled
-                } else {
-                    self.place_final(c, parent, p.digest, p.probe)
-                }
-            }
-            _ => self.place_final(c, parent, p.digest, p.probe),
-        }
     }
 
     /// A candidate that could not be read, or will not be (the run was
@@ -644,24 +499,6 @@ impl Trie {
                 mtime_ns: m.mtime_ns,
                 ctime_ns: m.ctime_ns,
             },
-        }
-    }
-
-    /// The member with identity `id` at `c`'s pending probe.
-    fn verify_target(&self, c: u32, p: &Pending, size: u64) -> Option<Target> {
-        let key = probe_key(&p.digest, p.probe);
-        match self.get_slot(self.cand(c).node, key)? {
-            Slot::Single(i) => Some(self.target(&self.single(i)?.member, size)),
-            Slot::Group(g) => {
-                let m = self
-                    .groups
-                    .get(g)
-                    .members
-                    .iter()
-                    .find(|m| m.id == p.other)?;
-                Some(self.target(m, size))
-            }
-            _ => None,
         }
     }
 
