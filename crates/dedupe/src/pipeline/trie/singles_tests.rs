@@ -4,8 +4,10 @@
 
 use super::tests::{add, drain, names, no_verify, rules, State};
 use super::*;
-use crate::entry::DirPath;
+use crate::entry::{DirPath, FileId};
+use crate::pipeline::groups::Member;
 use crate::pipeline::msg::Outcome;
+use crate::pipeline::paths::PathRef;
 
 /// Files settled before their twins come: more than one write buffer, so
 /// some are read back from the file and some from the buffer.
@@ -239,4 +241,89 @@ fn when_the_file_cannot_be_written_settled_files_stay_in_memory() {
     groups.sort();
     assert_eq!(groups, pairs(0..n));
     assert_eq!(s.trie.lost(), 0);
+}
+
+/// A settled file whose every field, flag and digest byte depends on `n`.
+fn record(n: u32) -> Single {
+    let n64 = u64::from(n);
+    Single {
+        member: Member {
+            path: PathRef {
+                dir: DirPath::new(format!("/d{}", n % 7), 0),
+                name: crate::pipeline::paths::NameRef::from_bits((n64 << 12) | 5),
+            },
+            id: FileId {
+                dev: 7 + n64,
+                ino: 1_000 + n64,
+            },
+            mtime_ns: -3 * i64::from(n),
+            ctime_ns: 5 * i64::from(n),
+            aliased: n % 2 == 1,
+            mount_root: n % 3 == 0,
+        },
+        tail: [(n % 251) as u8; 16],
+    }
+}
+
+fn same(a: &Single, b: &Single) -> bool {
+    let m = |s: &Single| {
+        let m = &s.member;
+        (
+            m.path.dir.path().to_path_buf(),
+            m.path.name.bits(),
+            m.id,
+            m.mtime_ns,
+            m.ctime_ns,
+            m.aliased,
+            m.mount_root,
+            s.tail,
+        )
+    };
+    m(a) == m(b)
+}
+
+#[test]
+fn records_round_trip_through_the_buffer_and_the_file() {
+    let mut s = Singles::new();
+    s.spill_to(std::env::temp_dir(), 0);
+    let ids: Vec<u32> = (0..3000).map(|n| s.insert(record(n))).collect();
+    // Two full buffers written, the rest still buffered.
+    assert_eq!(s.file_bytes().len(), 2048 * 64);
+    for (n, &i) in ids.iter().enumerate() {
+        assert!(same(&s.get(i).unwrap(), &record(n as u32)), "record {n}");
+    }
+    // Replaced in place, in the file and in the buffer.
+    s.replace(ids[5], record(9005));
+    s.replace(ids[2500], record(9500));
+    assert!(same(&s.get(ids[5]).unwrap(), &record(9005)));
+    assert!(same(&s.get(ids[2500]).unwrap(), &record(9500)));
+    // Freed and taken over, in the buffer and in the file.
+    s.discard(ids[2600]);
+    s.discard(ids[10]);
+    let a = s.insert(record(7000));
+    let b = s.insert(record(7001));
+    assert_eq!([a, b], [ids[10], ids[2600]], "freed records are reused");
+    assert!(same(&s.get(a).unwrap(), &record(7000)));
+    assert!(same(&s.get(b).unwrap(), &record(7001)));
+    for (n, &i) in ids.iter().enumerate() {
+        if ![5, 10, 2500, 2600].contains(&n) {
+            assert!(same(&s.get(i).unwrap(), &record(n as u32)), "record {n}");
+        }
+    }
+}
+
+#[test]
+fn the_first_records_stay_in_memory_as_long_as_few_are_live() {
+    let mut s = Singles::new();
+    s.spill_to(std::env::temp_dir(), 3);
+    let ids: Vec<u32> = (0..3).map(|n| s.insert(record(n))).collect();
+    s.discard(ids[1]);
+    let again = s.insert(record(3));
+    assert_eq!(s.spilled(), 0, "three live: still in memory");
+    s.replace(again, record(4));
+    assert!(same(&s.get(again).unwrap(), &record(4)));
+    let spilled = s.insert(record(5));
+    assert_eq!(s.spilled(), 1, "the fourth live one goes to the file");
+    assert!(same(&s.get(spilled).unwrap(), &record(5)));
+    assert!(same(&s.get(ids[0]).unwrap(), &record(0)));
 }
