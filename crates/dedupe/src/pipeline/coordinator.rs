@@ -277,21 +277,21 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
 
     /// Reports groups that are new or have grown, and progress.
     pub(crate) fn emit(&mut self, force: bool) {
-        if !self.groups_wanted {
-            if self.trie.skip_due(force) > 0 {
-                let started = self.started;
-                self.stats
-                    .first_group
-                    .get_or_insert_with(|| started.elapsed());
-            }
-            self.stats.report(self.sched.working(), self.progress);
-            return;
-        }
-        for g in self.trie.take_due(force) {
+        // Without a listener the groups due are only marked reported.
+        let (due, count) = if self.groups_wanted {
+            let due = self.trie.take_due(force);
+            let n = due.len();
+            (due, n)
+        } else {
+            (Vec::new(), self.trie.skip_due(force))
+        };
+        if count > 0 {
             let started = self.started;
             self.stats
                 .first_group
                 .get_or_insert_with(|| started.elapsed());
+        }
+        for g in due {
             let group = DuplicateGroup {
                 id: g.id,
                 size: g.size,

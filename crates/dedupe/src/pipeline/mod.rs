@@ -509,14 +509,10 @@ impl Finder {
         // temporary file left the run: I/O errors.
         let lost = co.trie.lost();
         let store = co.trie.into_store();
-        let errors = std::array::from_fn::<u64, { ErrorKind::ALL.len() }, _>(|i| {
-            let lost = if ErrorKind::ALL[i] == ErrorKind::Io {
-                lost
-            } else {
-                0
-            };
-            scan.errors[i] + stats.errors[i] + lost
+        let mut errors = std::array::from_fn::<u64, { ErrorKind::ALL.len() }, _>(|i| {
+            scan.errors[i] + stats.errors[i]
         });
+        errors[ErrorKind::Io.index()] += lost;
         let summary = Summary {
             files_scanned: scan.files,
             bytes_scanned: scan.bytes,

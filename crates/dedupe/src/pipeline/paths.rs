@@ -23,6 +23,15 @@ impl NameRef {
     pub(crate) fn from_bits(bits: u64) -> NameRef {
         NameRef(bits)
     }
+
+    /// Chunk, offset and length.
+    fn parts(self) -> (usize, usize, usize) {
+        (
+            (self.0 >> 32) as usize,
+            ((self.0 >> 12) & 0xF_FFFF) as usize,
+            (self.0 & 0xFFF) as usize,
+        )
+    }
 }
 
 /// Append-only storage for file names, in fixed chunks so it never copies
@@ -56,16 +65,12 @@ impl Names {
     /// Whether `r` lies inside the arena (a handle read back from disk is
     /// checked before use).
     pub(crate) fn holds(&self, r: NameRef) -> bool {
-        let idx = (r.0 >> 32) as usize;
-        let off = ((r.0 >> 12) & 0xF_FFFF) as usize;
-        let len = (r.0 & 0xFFF) as usize;
+        let (idx, off, len) = r.parts();
         self.chunks.get(idx).is_some_and(|c| off + len <= c.len())
     }
 
     pub(crate) fn get(&self, r: NameRef) -> &[u8] {
-        let idx = (r.0 >> 32) as usize;
-        let off = ((r.0 >> 12) & 0xF_FFFF) as usize;
-        let len = (r.0 & 0xFFF) as usize;
+        let (idx, off, len) = r.parts();
         &self.chunks[idx][off..off + len]
     }
 

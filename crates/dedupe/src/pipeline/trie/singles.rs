@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -153,37 +153,15 @@ impl Singles {
     pub(super) fn insert(&mut self, s: Single) -> u32 {
         if self.mem_live >= self.in_memory && !self.failed {
             if self.spill.is_none() {
-                self.spill = self.open();
+                self.spill = self.dir.as_deref().and_then(Spill::create);
             }
-            if let Some(spill) = self.spill.as_mut() {
-                match spill.insert(&s) {
-                    Some(i) => return FILE_BASE + i,
-                    None => self.failed = true,
-                }
+            match self.spill.as_mut().and_then(|spill| spill.insert(&s)) {
+                Some(i) => return FILE_BASE + i,
+                None => self.failed = true,
             }
         }
         self.mem_live += 1;
         self.mem.insert(s)
-    }
-
-    fn open(&mut self) -> Option<Spill> {
-        let file = self
-            .dir
-            .as_ref()
-            .and_then(|d| tempfile::tempfile_in(d).ok());
-        if file.is_none() {
-            self.failed = true;
-        }
-        Some(Spill {
-            file: file?,
-            flushed: 0,
-            buf: Vec::with_capacity(BUF_RECS * REC),
-            free: Vec::new(),
-            gens: Vec::new(),
-            patched: HashMap::default(),
-            dirs: Vec::new(),
-            dir_ids: HashMap::default(),
-        })
     }
 
     /// Record `i`, or `None` if it cannot be read back: the caller frees
@@ -202,7 +180,7 @@ impl Singles {
         self.discard(i);
     }
 
-    /// Frees record `i` without reading it (a lost one).
+    /// Frees record `i` (its index is reused).
     pub(super) fn discard(&mut self, i: u32) {
         if i < FILE_BASE {
             self.mem_live -= 1;
@@ -224,6 +202,21 @@ impl Singles {
 }
 
 impl Spill {
+    /// An empty store in an unlinked file in `dir`; `None` if none can be
+    /// made there.
+    fn create(dir: &Path) -> Option<Spill> {
+        Some(Spill {
+            file: tempfile::tempfile_in(dir).ok()?,
+            flushed: 0,
+            buf: Vec::with_capacity(BUF_RECS * REC),
+            free: Vec::new(),
+            gens: Vec::new(),
+            patched: HashMap::default(),
+            dirs: Vec::new(),
+            dir_ids: HashMap::default(),
+        })
+    }
+
     /// Stores `s`; `None` if the file cannot take it.
     fn insert(&mut self, s: &Single) -> Option<u32> {
         if let Some(i) = self.free.pop() {
