@@ -50,7 +50,7 @@ fn cache_in(dir: &Path) -> HashCache {
     HashCache::open(dir)
         .unwrap()
         .racy_window(Duration::ZERO)
-        .min_size(0)
+        .small_files(0)
 }
 
 fn read(s: &Summary) -> u64 {

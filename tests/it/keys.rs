@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use dedupe::{Config, Finder, KeyRequest, KeySource, StageKey, Summary};
+use dedupe::{Config, Finder, KeyRequest, KeySource, ReadFacts, StageKey, Summary};
 
 type Known = Arc<Mutex<BTreeMap<(PathBuf, &'static str), StageKey>>>;
 
@@ -218,4 +218,144 @@ fn a_run_cancelled_during_a_lookup_ends() {
         .expect("the run ended");
     assert!(s.interrupted, "{s:?}");
     assert_eq!(stage(&s, "quick").bytes_read, 0, "{s:?}");
+}
+
+/// Sizes of the files a source was told of, and whether each was read
+/// from the device.
+type Told = Arc<Mutex<Vec<(u64, Option<bool>)>>>;
+
+/// Like [`Memory`], with files of 4 KiB or less small: counts the
+/// questions about them, and notes how the read of each key it is told
+/// of went.
+struct Small {
+    memory: Memory,
+    questions: Arc<Mutex<usize>>,
+    told: Told,
+}
+
+impl KeySource for Small {
+    fn lookup(&mut self, requests: &[KeyRequest<'_>], answers: &mut [Option<StageKey>]) {
+        *self.questions.lock().unwrap() += requests.iter().filter(|r| r.stamp.size <= 4096).count();
+        self.memory.lookup(requests, answers);
+    }
+
+    fn small_up_to(&self) -> u64 {
+        4096
+    }
+
+    fn computed_read(&mut self, r: &KeyRequest<'_>, key: &StageKey, read: &ReadFacts) {
+        self.told
+            .lock()
+            .unwrap()
+            .push((r.stamp.size, read.from_disk));
+        // Told again on a run that does not answer: kept, as a cache would.
+        let mut known = self.memory.known.lock().unwrap();
+        known.insert((r.path.to_path_buf(), r.spec.id), *key);
+    }
+}
+
+/// Drops a file's pages from the page cache, so its next read goes to the
+/// device.
+fn evict(path: &Path) {
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+}
+
+#[test]
+fn small_files_are_told_of_when_read_from_the_device_and_then_answered() {
+    // In the target directory, not $TMPDIR: a tmpfs has no device.
+    let t = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    tree(t.path());
+    let known = Known::default();
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let small_asked = Arc::new(Mutex::new(0));
+    let source = |answer| {
+        Box::new(Small {
+            memory: Memory {
+                known: Arc::clone(&known),
+                answer,
+                asked: Arc::default(),
+                finished: Arc::default(),
+            },
+            questions: Arc::clone(&small_asked),
+            told: Arc::clone(&told),
+        })
+    };
+    // Just written, so in the page cache: the small twins are not worth
+    // keeping, and the source hears only of the large files.
+    let (first, _) = run(t.path(), source(false));
+    assert_eq!(first.len(), 2, "{first:?}");
+    let sizes = |told: &[(u64, Option<bool>)]| -> Vec<u64> {
+        let mut v: Vec<u64> = told.iter().map(|t| t.0).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(sizes(&told.lock().unwrap()), [300_000; 5]);
+    assert!(told.lock().unwrap().iter().all(|t| t.1.is_none()));
+    // Read from the device: told, and known to be.
+    told.lock().unwrap().clear();
+    for f in ["s1", "s2"] {
+        evict(&t.path().join(f));
+    }
+    let (second, _) = run(t.path(), source(false));
+    assert_eq!(second, first);
+    let small: Vec<_> = told
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.0 == 10)
+        .copied()
+        .collect();
+    assert_eq!(small, [(10, Some(true)); 2]);
+    // Asked about, and answered: nothing read at all.
+    let (third, s) = run(t.path(), source(true));
+    assert_eq!(third, first);
+    assert_eq!(stage(&s, "full").bytes_read, 0, "{s:?}");
+    assert!(*small_asked.lock().unwrap() >= 2);
+}
+
+#[test]
+fn small_files_stop_being_asked_about_when_too_few_are_answered() {
+    let t = tempfile::tempdir().unwrap();
+    // 6,000 small candidates: 100 files of each size from 1 to 60 bytes,
+    // in twins.
+    for i in 0..6000u32 {
+        let size = (i % 60 + 1) as usize;
+        std::fs::write(t.path().join(format!("f{i}")), vec![(i / 120) as u8; size]).unwrap();
+    }
+    let ask = |answer: bool, known: &Known| {
+        let small_asked = Arc::new(Mutex::new(0));
+        let source = Small {
+            memory: Memory {
+                known: Arc::clone(known),
+                answer,
+                asked: Arc::default(),
+                finished: Arc::default(),
+            },
+            questions: Arc::clone(&small_asked),
+            told: Arc::default(),
+        };
+        let (groups, _) = run(t.path(), Box::new(source));
+        assert_eq!(groups.len(), 3000);
+        let n = *small_asked.lock().unwrap();
+        n
+    };
+    // Nothing answered: asking stops after the trial.
+    let none = ask(false, &Known::default());
+    assert_eq!(none, dedupe::SMALL_TRIAL as usize);
+    // Everything answered: every file asked about.
+    let all = Known::default();
+    let (groups, _) = run(
+        t.path(),
+        Box::new(Memory {
+            known: Arc::clone(&all),
+            answer: false,
+            asked: Arc::default(),
+            finished: Arc::default(),
+        }),
+    );
+    assert_eq!(groups.len(), 3000);
+    assert_eq!(all.lock().unwrap().len(), 6000);
+    assert_eq!(ask(true, &all), 6000);
 }

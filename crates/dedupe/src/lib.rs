@@ -94,7 +94,9 @@ pub use entry::{DirPath, EntryError, EntryKind, ErrorKind, FileEntry, FileId};
 pub use error::Error;
 pub use group::{DuplicateGroup, GroupFile};
 pub use hash::{Digest, HashAlgo};
-pub use pipeline::keys::{FileStamp, KeyRequest, KeySource, StageKey};
+pub use pipeline::keys::{
+    FileStamp, KeyRequest, KeySource, ReadFacts, StageKey, SMALL_HIT_RATIO, SMALL_TRIAL,
+};
 pub use pipeline::stage::StageSpec;
 pub use pipeline::{
     Cancel, FindError, FindEvent, FindOptions, FindReport, Finder, FinderBuilder, GroupOrder,

@@ -55,21 +55,26 @@ use volume::Volumes;
 pub use writer::{COMMIT_EVERY, COMMIT_ROWS};
 
 use crate::hash::Digest;
-use crate::pipeline::keys::{KeyRequest, KeySource, StageKey};
+use crate::pipeline::keys::{KeyRequest, KeySource, ReadFacts, StageKey};
 use crate::pipeline::stage::KeyRead;
 
 /// Files changed this recently when hashed are not stored.
 pub const DEFAULT_RACY_WINDOW: Duration = Duration::from_secs(3);
-/// Files this small or smaller are neither looked up nor stored: from the
-/// page cache, reading one (a single page) costs as much as looking it up,
-/// and lookups run on one thread while reads run on many. Measured on
-/// 50k-file trees, warm: a cached re-run of 1 KiB files took 0.30-0.47 s
-/// against 0.38-0.57 s reading them, 4 KiB files 0.39-0.52 s against
-/// 0.39-0.40 s, 16 KiB files 0.28-0.39 s against 0.49-0.54 s; on the 1M
-/// tree of 0-2 KiB files, cached 16.2 s against 7.3 s (a 160 MB cache no
-/// longer fits SQLite's page cache), and filling a new cache 1.65x a run
-/// without one (every file a row; the target is 1.15x).
-pub const DEFAULT_MIN_SIZE: u64 = 4096;
+/// Files this small or smaller are small (see
+/// [`KeySource::small_up_to`]): stored only when their read went to the
+/// device, and looked up only while lookups of them find entries. From
+/// the page cache, reading one (a single page) costs as much as looking
+/// it up, and lookups run on one thread while reads run on many. Measured
+/// on 50k-file trees, warm: a cached re-run of 1 KiB files took
+/// 0.30-0.47 s against 0.38-0.57 s reading them, 4 KiB files 0.39-0.52 s
+/// against 0.39-0.40 s, 16 KiB files 0.28-0.39 s against 0.49-0.54 s; on
+/// the 1M tree of 0-2 KiB files, cached 16.2 s against 7.3 s (a 160 MB
+/// cache no longer fits SQLite's page cache), and filling a new cache
+/// 1.65x a run without one (every file a row; the target is 1.15x). From
+/// the device it is the other way round: on the 100k mixed tree, cold,
+/// a re-run that read its 17,509 small candidates took 1.2-1.8 s, one
+/// that found them in the cache 0.9-1.1 s.
+pub const DEFAULT_SMALL_SIZE: u64 = 4096;
 /// An entry used this long after it was last stored or used is marked
 /// as used again (for `cache prune --older-than`); more often would be a
 /// write per hit.
@@ -185,7 +190,7 @@ pub struct HashCache {
     volumes: Volumes,
     shared: Arc<Shared>,
     racy_ns: i64,
-    min_size: u64,
+    small_size: u64,
     /// A lookup failed: the store is no longer asked this run.
     broken: bool,
     /// Relative paths are stored joined to this (for `cache prune`).
@@ -259,7 +264,7 @@ impl HashCache {
             volumes: Volumes::new(),
             shared,
             racy_ns,
-            min_size: DEFAULT_MIN_SIZE,
+            small_size: DEFAULT_SMALL_SIZE,
             broken: false,
             cwd: std::env::current_dir().unwrap_or_default(),
         }
@@ -273,10 +278,11 @@ impl HashCache {
         self
     }
 
-    /// Files of `bytes` or fewer are neither looked up nor stored.
+    /// Files of `bytes` or fewer are small (default
+    /// [`DEFAULT_SMALL_SIZE`]; 0: none is).
     #[must_use]
-    pub fn min_size(mut self, bytes: u64) -> HashCache {
-        self.min_size = bytes;
+    pub fn small_files(mut self, bytes: u64) -> HashCache {
+        self.small_size = bytes;
         self
     }
 
@@ -381,10 +387,8 @@ impl KeySource for HashCache {
         }
         let mut asked: Vec<(usize, EntryKey)> = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
-            if r.stamp.size > self.min_size {
-                if let Some(e) = self.entry(r) {
-                    asked.push((i, e));
-                }
+            if let Some(e) = self.entry(r) {
+                asked.push((i, e));
             }
         }
         if asked.is_empty() {
@@ -429,18 +433,19 @@ impl KeySource for HashCache {
         }
     }
 
-    fn answers_above(&self) -> u64 {
-        self.min_size
+    fn small_up_to(&self) -> u64 {
+        self.small_size
     }
 
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
-        self.computed_after(request, key, 0);
+        self.computed_read(request, key, &ReadFacts::default());
     }
 
-    fn computed_after(&mut self, request: &KeyRequest<'_>, key: &StageKey, read_ns: u64) {
-        if request.stamp.size <= self.min_size {
+    fn computed_read(&mut self, request: &KeyRequest<'_>, key: &StageKey, read: &ReadFacts) {
+        if request.stamp.size <= self.small_size && read.from_disk != Some(true) {
             return;
         }
+        let read_ns = read.nanos;
         // Measured from when the read began: a write in the same
         // timestamp tick as the stamp, while a long read was going on,
         // would leave the stamp as it was.

@@ -105,7 +105,7 @@ fn a_file_changed_moments_before_its_hashing_is_not_stored() {
     fs::write(&f, b"fresh").unwrap();
     let mut cache = HashCache::open(&dir.path().join("cache"))
         .unwrap()
-        .min_size(0);
+        .small_files(0);
     let r = request(&f, full(HashAlgo::Blake3));
     cache.computed(&r, &full_key(1));
     cache.finish();
@@ -115,20 +115,34 @@ fn a_file_changed_moments_before_its_hashing_is_not_stored() {
 }
 
 #[test]
-fn small_files_are_neither_asked_nor_stored_below_the_threshold() {
+fn small_files_are_stored_only_when_read_from_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, vec![1u8; 4096]).unwrap();
+    let g = dir.path().join("g");
+    fs::write(&g, vec![2u8; 4097]).unwrap();
     let mut cache = HashCache::open(&dir.path().join("cache"))
         .unwrap()
         .racy_window(Duration::ZERO)
-        .min_size(4096);
+        .small_files(4096);
+    assert_eq!(cache.small_up_to(), 4096);
+    assert_eq!(cache.answers_above(), 0);
     let r = request(&f, full(HashAlgo::Blake3));
+    // From the page cache, or from who knows where: not worth a row.
     cache.computed(&r, &full_key(1));
+    cache.computed_read(&r, &full_key(1), &ReadFacts::new(5, Some(false)));
     cache.finish();
     assert_eq!(ask(&mut cache, &r), None);
+    assert_eq!(cache.probe().counters().stored, 0);
+    // From the disk: kept. A file above the size is kept either way.
+    cache.computed_read(&r, &full_key(2), &ReadFacts::new(5, Some(true)));
+    let rg = request(&g, full(HashAlgo::Blake3));
+    cache.computed_read(&rg, &full_key(3), &ReadFacts::new(5, Some(false)));
+    cache.finish();
+    assert_eq!(ask(&mut cache, &r), Some(full_key(2)));
+    assert_eq!(ask(&mut cache, &rg), Some(full_key(3)));
     let c = cache.probe().counters();
-    assert_eq!((c.stored, c.misses), (0, 0), "{c:?}");
+    assert_eq!((c.stored, c.hits, c.misses), (2, 2, 1), "{c:?}");
 }
 
 /// Writes a cache with one entry for `f` and returns its directory.
@@ -358,7 +372,7 @@ fn two_caches_on_one_file_write_at_once_and_lose_nothing() {
                 let mut cache = HashCache::open(dir)
                     .unwrap()
                     .racy_window(Duration::ZERO)
-                    .min_size(0);
+                    .small_files(0);
                 for (i, f) in files.iter().enumerate().filter(|(i, _)| i % 2 == half) {
                     cache.computed(&request(f, full(HashAlgo::Blake3)), &full_key(i as u8));
                     if i % 50 == 0 {
@@ -371,7 +385,7 @@ fn two_caches_on_one_file_write_at_once_and_lose_nothing() {
             });
         }
     });
-    let mut cache = HashCache::open(&dir).unwrap().min_size(0);
+    let mut cache = HashCache::open(&dir).unwrap().small_files(0);
     for (i, f) in files.iter().enumerate() {
         assert_eq!(
             ask(&mut cache, &request(f, full(HashAlgo::Blake3))),

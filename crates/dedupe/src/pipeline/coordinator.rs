@@ -16,8 +16,8 @@
 
 use std::time::Instant;
 
-use super::keys::StageKey;
-use super::keyserve::{Answer, Asked, KeyLink};
+use super::keys::{ReadFacts, StageKey};
+use super::keyserve::{Admit, Answer, Asked, KeyLink};
 use super::msg::{Done, Outcome, Task, TaskKind};
 use super::pool::Finished;
 use super::schedule::{Job, Scheduler};
@@ -39,7 +39,7 @@ pub(crate) struct Coordinator<'a, F> {
     pub(crate) stats: Stats,
     keys: Option<KeyLink>,
     /// Keys the readers computed, not yet passed to `keys`.
-    computed: Vec<(Asked, StageKey, u64)>,
+    computed: Vec<(Asked, StageKey, ReadFacts)>,
     /// Reads placed and not yet put to `keys`.
     asking: Vec<(u32, u64)>,
     algo: HashAlgo,
@@ -77,7 +77,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            if self.keys.as_ref().is_some_and(|k| k.wants(size)) {
+            if self.keys.as_ref().is_some_and(|k| k.asks(size)) {
                 self.asking.push((c, size));
             } else {
                 self.sched.push(c, size, self.trie.cand_dev(c));
@@ -132,7 +132,11 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     /// Gives a key the readers computed to the key source.
     fn record(&mut self, d: &Done) {
         let size = self.trie.cand_size(d.cand);
-        if !self.keys.as_ref().is_some_and(|k| k.wants(size)) {
+        if !self
+            .keys
+            .as_ref()
+            .is_some_and(|k| k.tells(size, d.from_disk))
+        {
             return;
         }
         let key = match d.outcome {
@@ -149,7 +153,8 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
                 stamp: task.file.expect,
                 spec,
             };
-            self.computed.push((asked, key, d.nanos));
+            self.computed
+                .push((asked, key, ReadFacts::new(d.nanos, d.from_disk)));
         }
     }
 
@@ -206,7 +211,21 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         let take = self.asking.len().min(MAX_ASK);
         let rest = self.asking.split_off(take);
         let mut batch = Vec::with_capacity(take);
+        let mut held = Vec::new();
         for (c, size) in std::mem::replace(&mut self.asking, rest) {
+            match keys.admit(size) {
+                Admit::Ask => {}
+                Admit::Hold => {
+                    held.push((c, size));
+                    continue;
+                }
+                // Placed before the source's answers showed that asking
+                // about small files does not pay: read.
+                Admit::Read => {
+                    self.sched.push(c, size, self.trie.cand_dev(c));
+                    continue;
+                }
+            }
             let t = self.trie.task(c);
             match t.kind {
                 TaskKind::Stage(spec) => batch.push(Asked {
@@ -219,6 +238,10 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
                 TaskKind::Verify(_) => self.sched.push(c, size, self.trie.cand_dev(c)),
             }
         }
+        if !held.is_empty() {
+            held.append(&mut self.asking);
+            self.asking = held;
+        }
         if batch.is_empty() {
             return;
         }
@@ -227,6 +250,9 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
             self.keys = None;
             for a in batch {
                 self.sched.push(a.cand, a.size, self.trie.cand_dev(a.cand));
+            }
+            for (c, size) in std::mem::take(&mut self.asking) {
+                self.sched.push(c, size, self.trie.cand_dev(c));
             }
         }
     }
@@ -237,7 +263,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     /// this, before a dispatch).
     pub(crate) fn on_answers(&mut self, answers: Vec<Answer>) {
         if let Some(keys) = &mut self.keys {
-            keys.answered(answers.len());
+            keys.answered(&answers);
         }
         for a in answers {
             match a.key {
@@ -258,7 +284,7 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     /// will not run.
     pub(crate) fn abandon_answers(&mut self, answers: Vec<Answer>) {
         if let Some(keys) = &mut self.keys {
-            keys.answered(answers.len());
+            keys.answered(&answers);
         }
         for a in answers {
             self.trie.failed(a.cand);

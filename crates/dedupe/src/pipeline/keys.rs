@@ -63,6 +63,33 @@ impl StageKey {
     }
 }
 
+/// Small files asked about before the finder judges whether asking pays
+/// (see [`KeySource::small_up_to`]).
+pub const SMALL_TRIAL: u32 = 512;
+/// Fewer than one answer in this many small-file questions, after
+/// [`SMALL_TRIAL`] of them, and the finder stops asking.
+pub const SMALL_HIT_RATIO: u32 = 4;
+
+/// How the readers came by a computed key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadFacts {
+    /// How long the read took, in nanoseconds.
+    pub nanos: u64,
+    /// Whether some of its bytes had to come from the device rather than
+    /// the page cache: known (`Some`) for small files (see
+    /// [`KeySource::small_up_to`]) on file systems that can tell
+    /// (`preadv2` with `RWF_NOWAIT`), `None` otherwise.
+    pub from_disk: Option<bool>,
+}
+
+impl ReadFacts {
+    /// A read of `nanos` nanoseconds whose source is `from_disk`.
+    pub fn new(nanos: u64, from_disk: Option<bool>) -> ReadFacts {
+        ReadFacts { nanos, from_disk }
+    }
+}
+
 /// Answers key questions without reading (see the module docs).
 pub trait KeySource: Send {
     /// Fills `answers[i]` for the requests it can answer (each starts as
@@ -79,17 +106,30 @@ pub trait KeySource: Send {
         0
     }
 
+    /// Files above [`KeySource::answers_above`] and of this many bytes or
+    /// fewer are small: from the page cache their read costs less than a
+    /// lookup, from the disk much more. The finder tells the source of
+    /// one only when its bytes came from the disk
+    /// ([`ReadFacts::from_disk`]), and asks about them only while such
+    /// questions find answers: once [`SMALL_TRIAL`] have been asked and
+    /// fewer than one in [`SMALL_HIT_RATIO`] was answered, no more small
+    /// files are asked about in the run. Asked once, when the run starts.
+    /// By default 0: no file is small.
+    fn small_up_to(&self) -> u64 {
+        0
+    }
+
     /// A key the readers computed for a file that did not change while it
     /// was read. A cache stores it here.
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
         let _ = (request, key);
     }
 
-    /// Like [`KeySource::computed`], with how long the read took
-    /// (nanoseconds), for a source that must know when the bytes were
-    /// read. By default, `computed`.
-    fn computed_after(&mut self, request: &KeyRequest<'_>, key: &StageKey, read_ns: u64) {
-        let _ = read_ns;
+    /// Like [`KeySource::computed`], with how the read went, for a source
+    /// that must know when the bytes were read or where they came from.
+    /// By default, `computed`.
+    fn computed_read(&mut self, request: &KeyRequest<'_>, key: &StageKey, read: &ReadFacts) {
+        let _ = read;
         self.computed(request, key);
     }
 

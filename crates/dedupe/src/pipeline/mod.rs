@@ -356,12 +356,14 @@ impl Finder {
             let link = match keys {
                 Some(keys) => {
                     let above = keys.answers_above();
+                    let small = keys.small_up_to().max(above);
+                    pools.probe_up_to(small);
                     let (tx, rx) = crossbeam_channel::unbounded::<KeyMsg>();
                     std::thread::Builder::new()
                         .name("dedupe-keys".into())
                         .spawn_scoped(scope, move || keyserve::serve(keys, &rx, &answers_tx))
                         .map_err(FindError::Thread)?;
-                    Some(KeyLink::new(tx, above))
+                    Some(KeyLink::new(tx, above, small))
                 }
                 None => None,
             };

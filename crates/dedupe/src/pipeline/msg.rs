@@ -68,4 +68,7 @@ pub(crate) struct Done {
     pub step: Step,
     pub bytes_read: u64,
     pub nanos: u64,
+    /// Whether the bytes came from the device (probed for small files
+    /// only: see [`ReadFacts::from_disk`](super::keys::ReadFacts)).
+    pub from_disk: Option<bool>,
 }

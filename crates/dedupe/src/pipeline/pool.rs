@@ -49,6 +49,8 @@ pub(crate) struct Pools {
     progress: Arc<dyn ProgressTracker>,
     threads: Vec<JoinHandle<()>>,
     spawned: usize,
+    /// [`Reader::probing`] for the readers started from now on.
+    probe_up_to: u64,
 }
 
 impl Pools {
@@ -65,7 +67,14 @@ impl Pools {
             progress,
             threads: Vec::new(),
             spawned: 0,
+            probe_up_to: 0,
         }
+    }
+
+    /// Readers started from now on note whether whole reads of files of
+    /// `bytes` or fewer came from the device ([`Reader::probing`]).
+    pub(crate) fn probe_up_to(&mut self, bytes: u64) {
+        self.probe_up_to = bytes;
     }
 
     /// Makes lane `lane` have `want` readers: spawns the missing ones, or
@@ -99,7 +108,7 @@ impl Pools {
     fn spawn(&mut self, lane: usize) -> std::io::Result<()> {
         let rx = self.lanes[lane].rx.clone();
         let done = self.done.clone();
-        let reader = Reader::new(Arc::clone(&self.cancel));
+        let reader = Reader::new(Arc::clone(&self.cancel)).probing(self.probe_up_to);
         let progress = Arc::clone(&self.progress);
         let t = std::thread::Builder::new()
             .name(format!("dedupe-read-{lane}-{}", self.spawned))

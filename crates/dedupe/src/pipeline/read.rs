@@ -51,6 +51,11 @@ pub(crate) struct Reader {
     other: Vec<u8>,
     /// Set when the run is cancelled: long reads stop at the next chunk.
     cancel: Arc<AtomicBool>,
+    /// Whole reads of files this small or smaller note whether their
+    /// bytes came from the device (see [`on_disk`]); 0: none do.
+    probe_up_to: u64,
+    /// What the current read found out about that.
+    from_disk: Option<bool>,
     /// Runs between a read and its re-check, so tests can change a file
     /// exactly there.
     #[cfg(test)]
@@ -117,7 +122,7 @@ pub(crate) fn open_checked(t: &Target) -> Result<OwnedFd, EntryError> {
 /// Opens a task's file ahead of its turn and asks the kernel to fetch what
 /// its stage will read. `None`: nothing to prefetch (a comparison opens
 /// two files at its turn; samples of a large file are few and far apart).
-fn prefetch(t: &Task) -> Option<Result<OwnedFd, EntryError>> {
+fn prefetch(t: &Task, probe_up_to: u64) -> Option<Result<Opened, EntryError>> {
     use rustix::fs::{fadvise, Advice};
     let TaskKind::Stage(spec) = t.kind else {
         return None;
@@ -129,7 +134,12 @@ fn prefetch(t: &Task) -> Option<Result<OwnedFd, EntryError>> {
         KeyRead::Samples { .. } => return None,
     };
     let fd = open_checked(&t.file);
+    let mut from_disk = None;
     if let Ok(fd) = &fd {
+        // Asked now, before the advice below brings the bytes in.
+        if matches!(spec.read, KeyRead::Whole(_)) && size <= probe_up_to {
+            from_disk = on_disk(fd, &mut [0u8; 1]).1;
+        }
         for (at, len) in ranges {
             if let Some(len) = std::num::NonZeroU64::new(len) {
                 // Advice only: a failure costs speed, never correctness.
@@ -137,7 +147,36 @@ fn prefetch(t: &Task) -> Option<Result<OwnedFd, EntryError>> {
             }
         }
     }
-    Some(fd)
+    Some(fd.map(|fd| Opened { fd, from_disk }))
+}
+
+/// A file opened ahead of its read by [`prefetch`].
+pub(crate) struct Opened {
+    fd: OwnedFd,
+    /// [`on_disk`], asked when it was opened.
+    from_disk: Option<bool>,
+}
+
+/// Reads the start of `fd` into `buf` only if the page cache holds it:
+/// with `RWF_NOWAIT` a read that would wait for the device fails with
+/// `EAGAIN` instead (having started the device's read). Returns the bytes
+/// read (0 when it would have waited) and whether it would have waited,
+/// `None` when the file system cannot tell (`EOPNOTSUPP`: some network
+/// and FUSE file systems) or the read failed (the caller's own read then
+/// reports it). A small file's key is worth keeping in a cache only when
+/// reading it meant the device: from the page cache a read costs less than
+/// a lookup.
+fn on_disk(fd: &OwnedFd, buf: &mut [u8]) -> (usize, Option<bool>) {
+    use rustix::io::{Errno, ReadWriteFlags};
+    loop {
+        let bufs = &mut [std::io::IoSliceMut::new(buf)];
+        match rustix::io::preadv2(fd, bufs, 0, ReadWriteFlags::NOWAIT) {
+            Ok(n) => return (n, Some(false)),
+            Err(Errno::AGAIN) => return (0, Some(true)),
+            Err(Errno::INTR) => {}
+            Err(_) => return (0, None),
+        }
+    }
 }
 
 /// The file behind `fd` is still what `t` says (after a read).
@@ -170,11 +209,21 @@ impl Reader {
             buf: Vec::new(),
             other: Vec::new(),
             cancel,
+            probe_up_to: 0,
+            from_disk: None,
             #[cfg(test)]
             after_read: None,
             #[cfg(test)]
             before_compare: None,
         }
+    }
+
+    /// Whole reads of files of `bytes` or fewer note whether their bytes
+    /// came from the device ([`Done::from_disk`]).
+    #[must_use]
+    pub(crate) fn probing(mut self, bytes: u64) -> Reader {
+        self.probe_up_to = bytes;
+        self
     }
 
     /// Runs a job's tasks in order. With `ahead` > 0, the files of the
@@ -189,7 +238,7 @@ impl Reader {
         }
         let n = tasks.len();
         let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-        let mut opened: Vec<Option<Result<OwnedFd, EntryError>>> = Vec::new();
+        let mut opened: Vec<Option<Result<Opened, EntryError>>> = Vec::new();
         opened.resize_with(n, || None);
         let mut next = 0;
         let mut out = Vec::with_capacity(n);
@@ -197,7 +246,7 @@ impl Reader {
             while next < n && next <= i + ahead {
                 if let Some(t) = &slots[next] {
                     if !self.cancelled() {
-                        opened[next] = prefetch(t);
+                        opened[next] = prefetch(t, self.probe_up_to);
                     }
                 }
                 next += 1;
@@ -209,9 +258,10 @@ impl Reader {
         out
     }
 
-    pub(crate) fn run(&mut self, task: Task, opened: Option<Result<OwnedFd, EntryError>>) -> Done {
+    pub(crate) fn run(&mut self, task: Task, opened: Option<Result<Opened, EntryError>>) -> Done {
         let start = Instant::now();
         let mut bytes = 0;
+        self.from_disk = None;
         let step = task.step();
         let outcome = match self.run_inner(&task, opened, &mut bytes) {
             Ok(o) => o,
@@ -225,6 +275,7 @@ impl Reader {
             step,
             bytes_read: bytes,
             nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            from_disk: self.from_disk,
         }
     }
 
@@ -235,7 +286,7 @@ impl Reader {
     fn run_inner(
         &mut self,
         task: &Task,
-        opened: Option<Result<OwnedFd, EntryError>>,
+        opened: Option<Result<Opened, EntryError>>,
         bytes: &mut u64,
     ) -> Result<Outcome, Stop> {
         let file = &task.file;
@@ -243,7 +294,11 @@ impl Reader {
         let size = file.expect.size;
         let early = opened.is_some();
         let fd = match opened {
-            Some(fd) => fd?,
+            Some(o) => {
+                let o = o?;
+                self.from_disk = o.from_disk;
+                o.fd
+            }
             None => open_checked(file)?,
         };
         let out = match &task.kind {
@@ -274,7 +329,8 @@ impl Reader {
                     Outcome::Key(quick_key(&[&self.buf]))
                 }
                 KeyRead::Whole(algo) => {
-                    Outcome::Full(self.full_hash(&fd, path, size, algo, bytes)?)
+                    let probe = !early && size <= self.probe_up_to;
+                    Outcome::Full(self.full_hash(&fd, path, size, algo, bytes, probe)?)
                 }
             },
             TaskKind::Verify(other) => {
@@ -315,6 +371,7 @@ impl Reader {
         size: u64,
         algo: HashAlgo,
         bytes: &mut u64,
+        probe: bool,
     ) -> Result<Digest, Stop> {
         if size > SMALL_FILE {
             let _ = rustix::fs::fadvise(fd, 0, None, rustix::fs::Advice::Sequential);
@@ -328,14 +385,28 @@ impl Reader {
         self.buf.resize(want, 0);
         let mut h = algo.hasher();
         let mut off = 0u64;
+        let mut first = probe;
         loop {
             if self.cancelled() {
                 return Err(Stop::Cancelled);
             }
-            let n = match rustix::io::pread(fd, &mut self.buf, off) {
-                Ok(n) => n,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(io_err(path, e).into()),
+            // The first read of a probed file is the probe: from the page
+            // cache it costs nothing more than a plain read.
+            let probed = if std::mem::take(&mut first) {
+                let (n, from_disk) = on_disk(fd, &mut self.buf);
+                // Bytes past a short probe came from the device.
+                self.from_disk = from_disk.map(|d| d || (n > 0 && (n as u64) < size));
+                n
+            } else {
+                0
+            };
+            let n = match probed {
+                0 => match rustix::io::pread(fd, &mut self.buf, off) {
+                    Ok(n) => n,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(io_err(path, e).into()),
+                },
+                n => n,
             };
             if n == 0 {
                 break;

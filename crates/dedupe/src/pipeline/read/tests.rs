@@ -397,3 +397,74 @@ fn prefetching_changes_no_outcome() {
         "{plain:?}"
     );
 }
+
+/// Writes `bytes` to `path` and drops its pages from the page cache (a
+/// clean page is dropped by `POSIX_FADV_DONTNEED`), so its next read goes
+/// to the device.
+fn on_disk_only(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+}
+
+#[test]
+fn a_probing_reader_tells_a_read_from_the_device_from_one_from_the_page_cache() {
+    // Beside the sources, not in $TMPDIR: a tmpfs keeps every page in
+    // memory, and nothing there comes from a device.
+    let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let small = t.path().join("small");
+    let large = t.path().join("large");
+    let full = |r: &mut Reader, p: &Path| {
+        let d = run(r, target(p), TaskKind::Stage(FULL));
+        assert!(matches!(d.outcome, Outcome::Full(_)), "{:?}", d.bytes_read);
+        d.from_disk
+    };
+    let mut r = reader().probing(4096);
+    on_disk_only(&small, &pattern(4096));
+    assert_eq!(full(&mut r, &small), Some(true), "evicted: from the device");
+    assert_eq!(full(&mut r, &small), Some(false), "just read: page cache");
+    // Larger than the probe's size, or a reader that does not probe: not
+    // asked, so not known.
+    on_disk_only(&large, &pattern(4097));
+    assert_eq!(full(&mut r, &large), None);
+    on_disk_only(&small, &pattern(4096));
+    assert_eq!(full(&mut reader(), &small), None);
+    // The probe's bytes are the file's first bytes: the digest is the
+    // same whichever way the file was read.
+    on_disk_only(&small, &pattern(4096));
+    let probed = run(&mut r, target(&small), TaskKind::Stage(FULL));
+    let plain = run(&mut reader(), target(&small), TaskKind::Stage(FULL));
+    match (&probed.outcome, &plain.outcome) {
+        (Outcome::Full(a), Outcome::Full(b)) => assert_eq!(a, b),
+        _ => panic!("both read"),
+    }
+    assert_eq!(probed.bytes_read, 4096);
+}
+
+#[test]
+fn files_opened_ahead_are_probed_before_their_prefetch() {
+    let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let files: Vec<_> = (0..4u8)
+        .map(|i| {
+            let p = t.path().join(format!("f{i}"));
+            on_disk_only(&p, &[i; 100]);
+            p
+        })
+        .collect();
+    let job = || -> Vec<Task> {
+        (0..)
+            .zip(&files)
+            .map(|(c, p)| stage_task(c, target(p), FULL))
+            .collect()
+    };
+    let mut r = reader().probing(4096);
+    // Opened ahead and advised to be fetched: still known to have come
+    // from the device, as the probe ran before the advice.
+    let cold: Vec<_> = r.run_job(job(), 3).iter().map(|d| d.from_disk).collect();
+    assert_eq!(cold, [Some(true); 4]);
+    let warm: Vec<_> = r.run_job(job(), 3).iter().map(|d| d.from_disk).collect();
+    assert_eq!(warm, [Some(false); 4]);
+    let plain: Vec<_> = r.run_job(job(), 0).iter().map(|d| d.from_disk).collect();
+    assert_eq!(plain, [Some(false); 4]);
+}
