@@ -255,7 +255,8 @@ impl KeySource for Small {
 }
 
 /// Drops a file's pages from the page cache, so its next read goes to the
-/// device.
+/// device. The drop can fail while the kernel still holds a page (a
+/// journal commit under way, another test's I/O): callers try again.
 fn evict(path: &Path) {
     let f = std::fs::File::open(path).unwrap();
     f.sync_all().unwrap();
@@ -293,26 +294,71 @@ fn small_files_are_told_of_when_read_from_the_device_and_then_answered() {
     };
     assert_eq!(sizes(&told.lock().unwrap()), [300_000; 5]);
     assert!(told.lock().unwrap().iter().all(|t| t.1.is_none()));
-    // Read from the device: told, and known to be.
-    told.lock().unwrap().clear();
-    for f in ["s1", "s2"] {
-        evict(&t.path().join(f));
+    // Read from the device: told, and known to be. Each twin is, in some
+    // run (see `evict`); never one read from the page cache.
+    let mut from_disk = 0;
+    for _ in 0..20 {
+        told.lock().unwrap().clear();
+        for f in ["s1", "s2"] {
+            evict(&t.path().join(f));
+        }
+        let (second, _) = run(t.path(), source(false));
+        assert_eq!(second, first);
+        let told = told.lock().unwrap();
+        let small: Vec<_> = told.iter().filter(|t| t.0 == 10).collect();
+        assert!(small.iter().all(|t| t.1 == Some(true)), "{small:?}");
+        from_disk = small.len();
+        if from_disk == 2 {
+            break;
+        }
     }
-    let (second, _) = run(t.path(), source(false));
-    assert_eq!(second, first);
-    let small: Vec<_> = told
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|t| t.0 == 10)
-        .copied()
-        .collect();
-    assert_eq!(small, [(10, Some(true)); 2]);
+    assert_eq!(from_disk, 2);
     // Asked about, and answered: nothing read at all.
+    *small_asked.lock().unwrap() = 0;
     let (third, s) = run(t.path(), source(true));
     assert_eq!(third, first);
     assert_eq!(stage(&s, "full").bytes_read, 0, "{s:?}");
-    assert!(*small_asked.lock().unwrap() >= 2);
+    assert_eq!(*small_asked.lock().unwrap(), 2);
+}
+
+#[test]
+fn byte_comparisons_of_small_files_take_no_place_in_the_trial() {
+    // Under --verify, twins found by hash are compared byte for byte;
+    // those reads are never asked about. Had they taken places in the
+    // trial without answers coming back, every later small file would
+    // wait for its verdict for good, and the run would never end.
+    let t = tempfile::tempdir().unwrap();
+    for i in 0..3000u32 {
+        let size = (i % 30 + 1) as usize;
+        std::fs::write(t.path().join(format!("f{i}")), vec![(i / 60) as u8; size]).unwrap();
+    }
+    let source = Small {
+        memory: Memory {
+            known: Known::default(),
+            answer: false,
+            asked: Arc::default(),
+            finished: Arc::default(),
+        },
+        questions: Arc::default(),
+        told: Arc::default(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let root = t.path().to_path_buf();
+    std::thread::spawn(move || {
+        let finder = Finder::builder(Arc::new(Config::default()))
+            .options(dedupe::FindOptions {
+                verify: true,
+                ..dedupe::FindOptions::default()
+            })
+            .key_source(Box::new(source))
+            .build();
+        let n = finder.run(&[&root], |_| {}).unwrap().groups().count();
+        let _ = tx.send(n);
+    });
+    let groups = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the run ends");
+    assert_eq!(groups, 1500);
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub use error::Error;
 pub use group::{DuplicateGroup, GroupFile};
 pub use hash::{Digest, HashAlgo};
 pub use pipeline::keys::{
-    FileStamp, KeyRequest, KeySource, ReadFacts, StageKey, SMALL_HIT_RATIO, SMALL_TRIAL,
+    FileStamp, KeyRequest, KeySource, ReadFacts, StageKey, SMALL_HIT_RATIO, SMALL_MAX, SMALL_TRIAL,
 };
 pub use pipeline::stage::StageSpec;
 pub use pipeline::{

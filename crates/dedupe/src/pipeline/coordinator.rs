@@ -77,7 +77,8 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
     fn route(&mut self, p: Placement) {
         self.stats.placed(&p);
         for (c, size) in p.reads() {
-            if self.keys.as_ref().is_some_and(|k| k.asks(size)) {
+            // Byte comparisons are never asked: they must read.
+            if !self.trie.verifies(c) && self.keys.as_ref().is_some_and(|k| k.asks(size)) {
                 self.asking.push((c, size));
             } else {
                 self.sched.push(c, size, self.trie.cand_dev(c));
@@ -196,7 +197,10 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
 
     /// Puts the reads placed so far to the key source, unless its last
     /// batch is still out (then they gather for the next). Byte
-    /// comparisons are never asked: they go to the readers at once.
+    /// comparisons are never asked: they go to the readers at once, and
+    /// take no place in the small-file trial (a place taken by a read that
+    /// is never answered would hold the trial open, and every small file
+    /// back, for good).
     pub(crate) fn ask_keys(&mut self) {
         let Some(keys) = &mut self.keys else {
             return;
@@ -213,6 +217,10 @@ impl<'a, F: FnMut(FindEvent<'_>)> Coordinator<'a, F> {
         let mut batch = Vec::with_capacity(take);
         let mut held = Vec::new();
         for (c, size) in std::mem::replace(&mut self.asking, rest) {
+            if self.trie.verifies(c) {
+                self.sched.push(c, size, self.trie.cand_dev(c));
+                continue;
+            }
             match keys.admit(size) {
                 Admit::Ask => {}
                 Admit::Hold => {

@@ -63,6 +63,10 @@ impl StageKey {
     }
 }
 
+/// The largest [`KeySource::small_up_to`]: a page. Whether a read went to
+/// the device is asked of its first page only (see
+/// [`ReadFacts::from_disk`]).
+pub const SMALL_MAX: u64 = 4096;
 /// Small files asked about before the finder judges whether asking pays
 /// (see [`KeySource::small_up_to`]).
 pub const SMALL_TRIAL: u32 = 512;
@@ -114,13 +118,18 @@ pub trait KeySource: Send {
     /// questions find answers: once [`SMALL_TRIAL`] have been asked and
     /// fewer than one in [`SMALL_HIT_RATIO`] was answered, no more small
     /// files are asked about in the run. Asked once, when the run starts.
-    /// By default 0: no file is small.
+    /// At most [`SMALL_MAX`] (larger values are taken as it); by default
+    /// 0: no file is small.
     fn small_up_to(&self) -> u64 {
         0
     }
 
     /// A key the readers computed for a file that did not change while it
-    /// was read. A cache stores it here.
+    /// was read. A cache stores it here. The finder calls
+    /// [`KeySource::computed_read`], which calls this by default; a
+    /// source that overrides that may take this as a read of unknown
+    /// source ([`ReadFacts::default`]): `HashCache` does, and so keeps no
+    /// small file given here.
     fn computed(&mut self, request: &KeyRequest<'_>, key: &StageKey) {
         let _ = (request, key);
     }

@@ -356,8 +356,9 @@ impl Finder {
             let link = match keys {
                 Some(keys) => {
                     let above = keys.answers_above();
-                    let small = keys.small_up_to().max(above);
-                    pools.probe_up_to(small);
+                    let small = keys.small_up_to().min(keys::SMALL_MAX);
+                    // Only files that are small need probing.
+                    pools.probe_up_to(if small > above { small } else { 0 });
                     let (tx, rx) = crossbeam_channel::unbounded::<KeyMsg>();
                     std::thread::Builder::new()
                         .name("dedupe-keys".into())

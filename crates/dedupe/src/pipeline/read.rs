@@ -222,7 +222,8 @@ impl Reader {
     /// came from the device ([`Done::from_disk`]).
     #[must_use]
     pub(crate) fn probing(mut self, bytes: u64) -> Reader {
-        self.probe_up_to = bytes;
+        // The probe tells of a file's first page only.
+        self.probe_up_to = bytes.min(super::keys::SMALL_MAX);
         self
     }
 
@@ -393,9 +394,10 @@ impl Reader {
             // The first read of a probed file is the probe: from the page
             // cache it costs nothing more than a plain read.
             let probed = if std::mem::take(&mut first) {
+                // A file of a page or less: the probe gets all of it or
+                // nothing.
                 let (n, from_disk) = on_disk(fd, &mut self.buf);
-                // Bytes past a short probe came from the device.
-                self.from_disk = from_disk.map(|d| d || (n > 0 && (n as u64) < size));
+                self.from_disk = from_disk;
                 n
             } else {
                 0
