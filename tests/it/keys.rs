@@ -321,6 +321,30 @@ fn small_files_are_told_of_when_read_from_the_device_and_then_answered() {
     assert_eq!(*small_asked.lock().unwrap(), 2);
 }
 
+/// `files` small files in twins: 1 to `sizes` bytes, each size with
+/// `files / sizes` files, two by two alike.
+fn small_twins(root: &Path, files: u32, sizes: u32) {
+    for i in 0..files {
+        let size = (i % sizes + 1) as usize;
+        let byte = (i / (2 * sizes)) as u8;
+        std::fs::write(root.join(format!("f{i}")), vec![byte; size]).unwrap();
+    }
+}
+
+/// A [`Small`] over `known`, answering from it if `answer`.
+fn small_source(known: &Known, answer: bool, questions: &Arc<Mutex<usize>>) -> Small {
+    Small {
+        memory: Memory {
+            known: Arc::clone(known),
+            answer,
+            asked: Arc::default(),
+            finished: Arc::default(),
+        },
+        questions: Arc::clone(questions),
+        told: Arc::default(),
+    }
+}
+
 #[test]
 fn byte_comparisons_of_small_files_take_no_place_in_the_trial() {
     // Under --verify, twins found by hash are compared byte for byte;
@@ -328,20 +352,8 @@ fn byte_comparisons_of_small_files_take_no_place_in_the_trial() {
     // trial without answers coming back, every later small file would
     // wait for its verdict for good, and the run would never end.
     let t = tempfile::tempdir().unwrap();
-    for i in 0..3000u32 {
-        let size = (i % 30 + 1) as usize;
-        std::fs::write(t.path().join(format!("f{i}")), vec![(i / 60) as u8; size]).unwrap();
-    }
-    let source = Small {
-        memory: Memory {
-            known: Known::default(),
-            answer: false,
-            asked: Arc::default(),
-            finished: Arc::default(),
-        },
-        questions: Arc::default(),
-        told: Arc::default(),
-    };
+    small_twins(t.path(), 3000, 30);
+    let source = small_source(&Known::default(), false, &Arc::default());
     let (tx, rx) = std::sync::mpsc::channel();
     let root = t.path().to_path_buf();
     std::thread::spawn(move || {
@@ -364,24 +376,11 @@ fn byte_comparisons_of_small_files_take_no_place_in_the_trial() {
 #[test]
 fn small_files_stop_being_asked_about_when_too_few_are_answered() {
     let t = tempfile::tempdir().unwrap();
-    // 6,000 small candidates: 100 files of each size from 1 to 60 bytes,
-    // in twins.
-    for i in 0..6000u32 {
-        let size = (i % 60 + 1) as usize;
-        std::fs::write(t.path().join(format!("f{i}")), vec![(i / 120) as u8; size]).unwrap();
-    }
+    // 6,000 small candidates: 100 files of each size from 1 to 60 bytes.
+    small_twins(t.path(), 6000, 60);
     let ask = |answer: bool, known: &Known| {
         let small_asked = Arc::new(Mutex::new(0));
-        let source = Small {
-            memory: Memory {
-                known: Arc::clone(known),
-                answer,
-                asked: Arc::default(),
-                finished: Arc::default(),
-            },
-            questions: Arc::clone(&small_asked),
-            told: Arc::default(),
-        };
+        let source = small_source(known, answer, &small_asked);
         let (groups, _) = run(t.path(), Box::new(source));
         assert_eq!(groups.len(), 3000);
         let n = *small_asked.lock().unwrap();

@@ -52,7 +52,9 @@ pub(crate) struct Reader {
     /// Set when the run is cancelled: long reads stop at the next chunk.
     cancel: Arc<AtomicBool>,
     /// Whole reads of files this small or smaller note whether their
-    /// bytes came from the device (see [`on_disk`]); 0: none do.
+    /// bytes came from the device (see [`on_disk`]); 0: none do. At most
+    /// a page ([`SMALL_MAX`](super::keys::SMALL_MAX), capped by the
+    /// finder): the probe tells of a file's first page only.
     probe_up_to: u64,
     /// What the current read found out about that.
     from_disk: Option<bool>,
@@ -222,8 +224,7 @@ impl Reader {
     /// came from the device ([`Done::from_disk`]).
     #[must_use]
     pub(crate) fn probing(mut self, bytes: u64) -> Reader {
-        // The probe tells of a file's first page only.
-        self.probe_up_to = bytes.min(super::keys::SMALL_MAX);
+        self.probe_up_to = bytes;
         self
     }
 
