@@ -135,11 +135,18 @@ fn a_renamed_directory_keeps_its_entries() {
 }
 
 /// Rewrites a file after the walk recorded it, before it is read.
-struct Saboteur(PathBuf);
+/// With `true`, puts the old mtime back too, as `cp -p` or `touch -r`
+/// would: then only the ctime tells.
+struct Saboteur(PathBuf, bool);
 
 impl ProgressTracker for Saboteur {
     fn scan_finished(&self) {
+        let mtime = std::fs::metadata(&self.0).unwrap().modified().unwrap();
         std::fs::write(&self.0, b"other content!").unwrap();
+        if self.1 {
+            let f = std::fs::File::options().write(true).open(&self.0).unwrap();
+            f.set_modified(mtime).unwrap();
+        }
     }
 }
 
@@ -153,7 +160,7 @@ fn a_file_that_changes_during_the_run_is_not_stored() {
     let cache = cache_in(dir.path());
     let probe = cache.probe();
     let finder = Finder::builder(Arc::new(Config::default()))
-        .progress(Arc::new(Saboteur(victim)))
+        .progress(Arc::new(Saboteur(victim, false)))
         .options(FindOptions {
             streaming: false,
             ..FindOptions::default()
@@ -553,25 +560,30 @@ fn cli_the_cache_lives_under_xdg_cache_home_else_home() {
 
 #[test]
 fn a_file_changed_after_the_walk_is_not_answered_from_the_cache() {
-    let t = Tree::new();
-    t.file("a", "same content!!");
-    t.file("b", "same content!!");
-    let victim = t.file("c", "same content!!");
-    let dir = tempfile::tempdir().unwrap();
-    let (groups, _) = lib_run(t.root(), Some(cache_in(dir.path())), FindOptions::default());
-    assert_eq!(groups.len(), 1);
-    // Rewritten (same size) between the walk and the hashing: the stored
-    // key is of the old bytes, and must not be taken.
-    let finder = Finder::builder(Arc::new(Config::default()))
-        .progress(Arc::new(Saboteur(victim.clone())))
-        .options(FindOptions {
-            streaming: false,
-            ..FindOptions::default()
-        })
-        .key_source(Box::new(cache_in(dir.path())))
-        .build();
-    let report = finder.run(&[t.root()], |_| {}).unwrap();
-    let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
-    assert_eq!(groups.len(), 1, "{groups:?}");
-    assert!(!groups[0].contains(&victim), "{groups:?}");
+    for keep_mtime in [false, true] {
+        let t = Tree::new();
+        t.file("a", "same content!!");
+        t.file("b", "same content!!");
+        let victim = t.file("c", "same content!!");
+        let dir = tempfile::tempdir().unwrap();
+        let (groups, _) = lib_run(t.root(), Some(cache_in(dir.path())), FindOptions::default());
+        assert_eq!(groups.len(), 1);
+        // Rewritten (same size) between the walk and the hashing: the
+        // stored key is of the old bytes, and must not be taken.
+        let finder = Finder::builder(Arc::new(Config::default()))
+            .progress(Arc::new(Saboteur(victim.clone(), keep_mtime)))
+            .options(FindOptions {
+                streaming: false,
+                ..FindOptions::default()
+            })
+            .key_source(Box::new(cache_in(dir.path())))
+            .build();
+        let report = finder.run(&[t.root()], |_| {}).unwrap();
+        let groups: Vec<Vec<PathBuf>> = report.groups().map(|g| g.paths()).collect();
+        assert_eq!(groups.len(), 1, "keep_mtime {keep_mtime}: {groups:?}");
+        assert!(
+            !groups[0].contains(&victim),
+            "keep_mtime {keep_mtime}: {groups:?}"
+        );
+    }
 }

@@ -524,3 +524,61 @@ fn writes_are_committed_in_batches_of_commit_rows() {
     let (batches, _) = script(0, COMMIT_ROWS + 1);
     assert_eq!(batches, [COMMIT_ROWS, 1]);
 }
+
+/// A store whose first commit says it began, then waits to be let go.
+struct Stalled {
+    began: crossbeam_channel::Sender<()>,
+    go: crossbeam_channel::Receiver<()>,
+    rows: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Store for Stalled {
+    fn get(&mut self, _: &[Query<'_>], _: &mut [Option<Stored>]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn put(&mut self, writes: &[Write], _: i64) -> Result<(), StoreError> {
+        if self.began.send(()).is_ok() {
+            let _ = self.go.recv();
+        }
+        self.rows.fetch_add(writes.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_writer_that_falls_behind_drops_keys_rather_than_queue_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![4u8; 10_000]).unwrap();
+    let (began_tx, began) = crossbeam_channel::bounded(1);
+    let (go, go_rx) = crossbeam_channel::bounded(1);
+    let rows = std::sync::Arc::default();
+    let store = Stalled {
+        began: began_tx,
+        go: go_rx,
+        rows: std::sync::Arc::clone(&rows),
+    };
+    let mut cache =
+        HashCache::with_stores(Box::new(Broken), Box::new(store)).racy_window(Duration::ZERO);
+    let r = request(&f, full(HashAlgo::Blake3));
+    // A full batch: the writer takes it and sticks in its commit.
+    for _ in 0..COMMIT_ROWS {
+        cache.computed(&r, &full_key(1));
+    }
+    began.recv().unwrap();
+    // Now only this thread moves the queue: it takes exactly QUEUE more.
+    for _ in 0..writer::QUEUE + 10 {
+        cache.computed(&r, &full_key(1));
+    }
+    let c = cache.probe().counters();
+    // Let the writer go before asserting: a failed assertion would
+    // otherwise wait for it for good.
+    drop(began);
+    go.send(()).unwrap();
+    cache.finish();
+    assert_eq!(
+        (c.stored, c.dropped),
+        ((COMMIT_ROWS + writer::QUEUE) as u64, 10)
+    );
+    assert_eq!(rows.load(Ordering::Relaxed), COMMIT_ROWS + writer::QUEUE);
+}

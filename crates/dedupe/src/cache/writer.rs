@@ -19,7 +19,7 @@ pub const COMMIT_ROWS: usize = 10_000;
 /// keys be dropped, never the pipeline wait. Counted by hand over an
 /// unbounded channel: a bounded one allocates all its slots up front,
 /// 5.8 MiB for every run that opens the cache, storing anything or not.
-const QUEUE: usize = 4 * COMMIT_ROWS;
+pub(super) const QUEUE: usize = 4 * COMMIT_ROWS;
 /// Commits retried when another process holds the lock past the busy
 /// timeout, before the batch is dropped.
 const BUSY_RETRIES: u32 = 3;
