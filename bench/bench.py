@@ -6,7 +6,7 @@
     python3 bench/bench.py find       # dedupe vs fclones and jdupes + the seed's table
     python3 bench/bench.py --rounds 5 --quick find
     sudo python3 bench/bench.py cold  # adaptive I/O: -t choices and peers, cold and warm
-    sudo python3 bench/bench.py cache # the hash cache: re-runs, resume, fclones --cache
+    sudo python3 bench/bench.py cache # the hash cache: re-runs (also on a slower disk), resume, fclones --cache
     python3 bench/bench.py link       # dedupe link vs fclones link and jdupes -L (bench/link.py)
 
 Trees are made with `dedupe gen` (deterministic) under $BENCH_DIR
@@ -346,6 +346,34 @@ def summary_bytes(out):
     return sum(st.get("bytes_read", 0) for st in stages)
 
 
+def slow_disk(path, rounds, rerun, fclones_rerun):
+    """The cold re-run against a cold scan with the disk's read IOPS capped
+    (bench/throttle.py): where the walk waits for the device."""
+    from throttle import Throttle, timed  # noqa: PLC0415 (its own file)
+
+    throttle = Throttle(path)
+    if not throttle.available():
+        print("- slower disk: skipped (no block-I/O cgroup on this machine)")
+        return
+    try:
+        for iops in (10000, 2000):
+            throttle.set(iops)
+            runs = {"re-run": [], "scan": [], "fclones": []}
+            for _ in range(rounds):
+                for label, cmd in [("re-run", rerun),
+                                   ("scan", [DEDUPE, "scan", "--progress", "never", path]),
+                                   ("fclones", fclones_rerun)]:
+                    if cmd:
+                        drop_caches()
+                        runs[label].append(timed(cmd, throttle))
+            m = {k: statistics.median(v) for k, v in runs.items() if v}
+            peer = f", fclones --cache re-run {m['fclones']:.2f} s" if "fclones" in m else ""
+            print(f"- read IOPS capped at {iops:,}: re-run {m['re-run']:.2f} s, scan {m['scan']:.2f} s: "
+                  f"{m['re-run'] / m['scan']:.2f}x{peer}")
+    finally:
+        throttle.close()
+
+
 def bench_cache(base, rounds):
     """The hash cache: a cold re-run against a cold scan and the first run,
     the cost of filling a new cache, a resumed run, and fclones --cache."""
@@ -387,6 +415,8 @@ def bench_cache(base, rounds):
     print(f"- re-run disk reads / first run's: {re[1] / max(first[1], 1):.1%} (target <= 10%)")
     if "fclones --cache, re-run" in med:
         print(f"- re-run / fclones --cache re-run: {re[0] / med['fclones --cache, re-run'][0]:.2f}x")
+    slow_disk(path, rounds, run("--cache-dir", cache),
+              [fclones, "--progress=false", "group", "--cache", path] if os.path.exists(fclones) else None)
 
     # Killed at 60% of a run (SIGKILL), then re-run: stage bytes read.
     kills = []
