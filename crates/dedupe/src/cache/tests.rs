@@ -484,19 +484,26 @@ impl Store for Script {
     }
 }
 
-/// `keys` keys through a cache whose writer is `Script { busy }`: the
-/// batches committed and the counters.
-fn script(busy: u32, keys: usize) -> (Vec<usize>, CacheCounters) {
+/// A cache that stores into `writer` (and finds nothing), with a file to
+/// give it keys of (kept while the directory is).
+fn writing_to(writer: impl Store + 'static) -> (tempfile::TempDir, std::path::PathBuf, HashCache) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, vec![4u8; 10_000]).unwrap();
+    let cache =
+        HashCache::with_stores(Box::new(Broken), Box::new(writer)).racy_window(Duration::ZERO);
+    (dir, f, cache)
+}
+
+/// `keys` keys through a cache whose writer is `Script { busy }`: the
+/// batches committed and the counters.
+fn script(busy: u32, keys: usize) -> (Vec<usize>, CacheCounters) {
     let batches = std::sync::Arc::default();
     let writer = Script {
         busy,
         batches: std::sync::Arc::clone(&batches),
     };
-    let mut cache =
-        HashCache::with_stores(Box::new(Broken), Box::new(writer)).racy_window(Duration::ZERO);
+    let (_dir, f, mut cache) = writing_to(writer);
     let r = request(&f, full(HashAlgo::Blake3));
     for _ in 0..keys {
         cache.computed(&r, &full_key(1));
@@ -547,9 +554,6 @@ impl Store for Stalled {
 
 #[test]
 fn a_writer_that_falls_behind_drops_keys_rather_than_queue_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f");
-    fs::write(&f, vec![4u8; 10_000]).unwrap();
     let (began_tx, began) = crossbeam_channel::bounded(1);
     let (go, go_rx) = crossbeam_channel::bounded(1);
     let rows = std::sync::Arc::default();
@@ -558,8 +562,7 @@ fn a_writer_that_falls_behind_drops_keys_rather_than_queue_them() {
         go: go_rx,
         rows: std::sync::Arc::clone(&rows),
     };
-    let mut cache =
-        HashCache::with_stores(Box::new(Broken), Box::new(store)).racy_window(Duration::ZERO);
+    let (_dir, f, mut cache) = writing_to(store);
     let r = request(&f, full(HashAlgo::Blake3));
     // A full batch: the writer takes it and sticks in its commit.
     for _ in 0..COMMIT_ROWS {

@@ -502,12 +502,12 @@ impl Trie {
         }
     }
 
-    /// The read candidate `c` waits for.
     /// Whether `c`'s next read is a byte comparison (`--verify`).
     pub(crate) fn verifies(&self, c: u32) -> bool {
         self.verifying.contains_key(&c)
     }
 
+    /// The read candidate `c` waits for.
     pub(crate) fn task(&self, c: u32) -> Task {
         let cand = self.cand(c);
         let node = &self.nodes[cand.node as usize];
